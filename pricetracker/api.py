@@ -1,0 +1,125 @@
+"""API conventions shared by every app: pagination, one error type, one exception handler.
+
+Every error response has the same JSON shape::
+
+    {"message": "Human readable summary.", "code": "machine_code", "errors": {"field": ["..."]}}
+
+``errors`` is present for validation failures only. Unexpected exceptions become a generic 500
+with no stack trace; the traceback goes to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger("pricetracker.api")
+
+
+class Pagination(PageNumberPagination):
+    """Page-number pagination; clients may ask for up to 200 items a page."""
+
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class ApplicationError(exceptions.APIException):
+    """A business rule refused the request (limit reached, store paused, ...).
+
+    Services raise it with a message a user understands; the handler renders it like any
+    other API error.
+    """
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "refused"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status_code: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail=message, code=code or self.default_code)
+        if status_code is not None:
+            self.status_code = status_code
+        self.extra = extra or {}
+
+
+def _flatten(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {key: _flatten(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [_flatten(item) for item in detail]
+    return str(detail)
+
+
+def _first_message(errors: Any) -> str | None:
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            found = _first_message(value)
+            if found:
+                return found if key == "non_field_errors" else f"{key}: {found}"
+    if isinstance(errors, list):
+        for item in errors:
+            found = _first_message(item)
+            if found:
+                return found
+    if isinstance(errors, str):
+        return errors
+    return None
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Render every API error as ``{"message", "code", "errors"?}``; hide unexpected ones."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        view = context.get("view")
+        logger.exception("Unhandled error in %s", type(view).__name__ if view else "API view", exc_info=exc)
+        return Response(
+            {"message": "Internal server error. The error was logged.", "code": "server_error"},
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+
+    body: dict[str, Any]
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten(exc.detail)
+        if not isinstance(errors, dict):
+            errors = {"non_field_errors": errors if isinstance(errors, list) else [errors]}
+        body = {"message": _first_message(errors) or "Invalid input.", "code": "invalid", "errors": errors}
+    elif isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        body = {
+            "message": str(exc.detail)
+            if not isinstance(exc.detail, (dict, list))
+            else _first_message(_flatten(exc.detail)) or "Error.",
+            "code": codes if isinstance(codes, str) else "error",
+        }
+        if isinstance(exc, ApplicationError) and exc.extra:
+            body.update(exc.extra)
+    else:  # pragma: no cover - DRF only answers for APIException subclasses
+        body = {"message": "Error.", "code": "error"}
+    response.data = body
+    return response
+
+
+def json_error_view(status_code: int, message: str, code: str):
+    """Build a plain Django view that answers JSON errors (for handler404/handler500)."""
+
+    def view(request, exception=None):
+        return JsonResponse({"message": message, "code": code}, status=status_code)
+
+    return view

@@ -1,0 +1,353 @@
+"""Settings for pricetracker: one module, driven by the environment.
+
+Every variable is read through :mod:`pricetracker.env`, which refuses malformed values with a
+message naming the variable. The defaults make ``manage.py serve`` work on a laptop (SQLite,
+ORM broker, console email, DEBUG on); production sets ``DEBUG=0`` and then must give a
+``SECRET_KEY`` and gets the secure settings switched on. The README lists every variable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from pricetracker.env import (
+    env_bool,
+    env_choice,
+    env_http_url,
+    env_int,
+    env_list,
+    env_str,
+    mailer_from_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# Runtime files (the SQLite database, the development secret, collected static files).
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")))  # type: ignore[arg-type]
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DEBUG", True)
+
+
+def _secret_key() -> str:
+    key = env_str("SECRET_KEY")
+    if key:
+        if not DEBUG and len(key) < 50:
+            raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters long when DEBUG is off.")
+        return key
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. With DEBUG off the app refuses to start without it: "
+            "set SECRET_KEY to a long random value, e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(64))'`."
+        )
+    # Development only: a random key kept beside the SQLite file, so sessions and tokens survive
+    # restarts without a secret ever being written into the repository.
+    path = DATA_DIR / "dev-secret-key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(64))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "accounts",
+    "scraping",
+    "tracking",
+    "notifications",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pricetracker.urls"
+WSGI_APPLICATION = "pricetracker.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "pricetracker" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------
+
+SQLITE_OPTIONS = {
+    # Web and workers write to the same file. Measured here (FINDINGS.md): WAL + a busy timeout +
+    # IMMEDIATE transactions gave zero "database is locked" errors where the defaults gave hundreds.
+    # IMMEDIATE takes the write lock at BEGIN, so a transaction never has to upgrade a read lock
+    # (the upgrade is what fails instantly, busy timeout or not).
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+    "transaction_mode": "IMMEDIATE",
+    "timeout": env_int("SQLITE_BUSY_TIMEOUT_SECONDS", 30, minimum=1, maximum=600),
+}
+
+
+def _database() -> dict[str, object]:
+    url = env_str("DATABASE_URL")
+    if url is None:
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(DATA_DIR / "db.sqlite3"),
+            "OPTIONS": dict(SQLITE_OPTIONS),
+            # A file, not :memory:, so subprocess workers in end-to-end tests share it.
+            "TEST": {"NAME": str(DATA_DIR / "test-db.sqlite3")},
+        }
+    try:
+        config = environ.Env.db_url_config(url)
+    except Exception as exc:  # django-environ raises several types for a bad URL
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+    engine = config.get("ENGINE", "")
+    if engine == "django.db.backends.sqlite3":
+        config["OPTIONS"] = {**SQLITE_OPTIONS, **config.get("OPTIONS", {})}
+    elif "postgresql" in engine:
+        config["ENGINE"] = "django.db.backends.postgresql"
+        # Persistent connections with health checks; no psycopg pool (django-q2 issue 209).
+        config["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
+        config["CONN_HEALTH_CHECKS"] = True
+    else:
+        raise ImproperlyConfigured(f"DATABASE_URL engine {engine!r} is not supported: use sqlite:// or postgres://.")
+    return config
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache (shared by all processes: django-q2 cluster stats and DRF throttles need that) ------
+
+_cache_url = env_str("CACHE_URL")
+if _cache_url:
+    try:
+        CACHES = {"default": environ.Env.cache_url_config(_cache_url)}
+    except Exception as exc:
+        raise ImproperlyConfigured(f"CACHE_URL is not a valid cache URL: {exc}") from None
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "cache_table",
+        }
+    }
+
+# --- Auth ---------------------------------------------------------------------------------
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_SECONDS", 3600, minimum=60)
+ACCOUNTS_REQUIRE_EMAIL_VERIFICATION = env_bool("ACCOUNTS_REQUIRE_EMAIL_VERIFICATION", True)
+EMAIL_CONFIRMATION_TIMEOUT = env_int("EMAIL_CONFIRMATION_TIMEOUT_SECONDS", 3 * 24 * 3600, minimum=60)
+# Where links in emails point (confirmation, password reset, product pages of the API).
+SITE_URL = env_http_url("SITE_URL", "http://127.0.0.1:8000")
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# In development WhiteNoise serves straight from the apps, so no collectstatic is needed.
+WHITENOISE_USE_FINDERS = DEBUG
+
+# Requests bodies are small JSON documents; refuse anything larger early.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 256 * 1024, minimum=1024)
+
+# --- Security (on by default when DEBUG is off; each relaxable for a TLS-terminating proxy) ---
+
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+if env_bool("TRUST_X_FORWARDED_PROTO", False):
+    # Only behind a proxy that sets this header itself and strips it from clients.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Health and metrics probes come over plain HTTP from inside the host.
+SECURE_REDIRECT_EXEMPT = [r"^api/health/$", r"^metrics$"]
+X_FRAME_OPTIONS = "DENY"
+
+# --- Email (Django 6.1 MAILERS; see FINDINGS.md) -------------------------------------------
+
+# Console in development; in production the default is a local MTA on port 25, so that
+# `check --deploy` is clean and nothing is silently dropped.
+EMAIL_URL = env_str("EMAIL_URL", "consolemail://" if DEBUG else "smtp://localhost:25")
+MAILERS = {"default": mailer_from_url(EMAIL_URL)}  # type: ignore[arg-type]
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "pricetracker <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- REST framework, JWT, OpenAPI ----------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+    # DRF's defaults are AllowAny and no pagination; both are wrong for this API.
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "pricetracker.api.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "pricetracker.api.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "register": env_str("THROTTLE_REGISTER", "10/hour"),
+        "token": env_str("THROTTLE_TOKEN", "20/min"),
+        "password_reset": env_str("THROTTLE_PASSWORD_RESET", "5/hour"),
+        "email_confirm": env_str("THROTTLE_EMAIL_CONFIRM", "30/hour"),
+        "test_email": env_str("THROTTLE_TEST_EMAIL", "5/hour"),
+    },
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+
+def _jwt_signing_key() -> str:
+    key = env_str("JWT_SIGNING_KEY")
+    if key:
+        if len(key.encode()) < 32:
+            raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 bytes.")
+        return key
+    # Separate from SECRET_KEY (FINDINGS.md) but derived from it, so one secret suffices.
+    return hashlib.sha256(b"pricetracker.jwt:" + SECRET_KEY.encode()).hexdigest()
+
+
+SIMPLE_JWT = {
+    # Access tokens stay valid after logout until they expire: keep them short.
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 10, minimum=1, maximum=1440)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 14, minimum=1, maximum=365)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": _jwt_signing_key(),
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "TOKEN_REFRESH_SERIALIZER": "accounts.serializers.AtomicTokenRefreshSerializer",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "pricetracker API",
+    "DESCRIPTION": "Track amazon.com prices, keep the history, get one email per crossing below your target.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI assets from the sidecar package: the docs work offline, no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Scraping defaults (seed the DB-held store policy and user limits on first use) --------
+
+AMAZON_BASE_URL = env_http_url("AMAZON_BASE_URL", "https://www.amazon.com")
+SCRAPE_PROXY_URL = env_str("SCRAPE_PROXY_URL")
+SCRAPE_MIN_INTERVAL_MINUTES = env_int("SCRAPE_MIN_INTERVAL_MINUTES", 60, minimum=1)
+SCRAPE_DEFAULT_INTERVAL_MINUTES = env_int("SCRAPE_DEFAULT_INTERVAL_MINUTES", 360, minimum=1)
+SCRAPE_RATE_PER_MINUTE = env_int("SCRAPE_RATE_PER_MINUTE", 20, minimum=1)
+SCRAPE_CONNECT_TIMEOUT_SECONDS = env_int("SCRAPE_CONNECT_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+SCRAPE_READ_TIMEOUT_SECONDS = env_int("SCRAPE_READ_TIMEOUT_SECONDS", 20, minimum=1, maximum=300)
+SCRAPE_MAX_BYTES = env_int("SCRAPE_MAX_BYTES", 8 * 1024 * 1024, minimum=64 * 1024)
+USER_MAX_TRACKERS = env_int("USER_MAX_TRACKERS", 100, minimum=0)
+USER_MANUAL_SCRAPES_PER_HOUR = env_int("USER_MANUAL_SCRAPES_PER_HOUR", 10, minimum=0)
+
+# --- django-q2 (configured on purpose; see FINDINGS.md and the README) ----------------------
+
+Q_WORKERS = env_int("Q_WORKERS", 4, minimum=1, maximum=64)
+Q_TIMEOUT = env_int("Q_TIMEOUT", 90, minimum=10)
+Q_REDIS_URL = env_str("Q_REDIS_URL")
+Q_CLUSTER: dict[str, object] = {
+    "name": env_str("Q_CLUSTER_NAME", "pricetracker"),
+    "workers": Q_WORKERS,
+    # A task running longer than this is killed. A scrape takes at most connect + read timeouts.
+    "timeout": Q_TIMEOUT,
+    # ORM broker: a task not acknowledged within `retry` seconds is delivered again. Kept above
+    # 3 x timeout so a slow task is never handed to a second worker while it still runs.
+    "retry": Q_TIMEOUT * 3 + 30,
+    # Prefetching more than one task per worker caused double delivery in FINDINGS.md.
+    "queue_limit": Q_WORKERS,
+    # Bounded retries; expected scrape failures are recorded as runs and return normally.
+    "max_attempts": 3,
+    "ack_failures": True,
+    # A one-minute dispatcher must not replay every missed minute after downtime.
+    "catch_up": False,
+    "save_limit": env_int("Q_SAVE_LIMIT", 1000, minimum=0),
+    "recycle": 500,
+    "max_rss": env_int("Q_MAX_RSS_KB", 400_000, minimum=50_000),
+    "label": "Task queue",
+    "cpu_affinity": 0,
+    "scheduler": env_bool("Q_SCHEDULER", True),
+    "sync": env_bool("Q_SYNC", False),
+    "poll": 0.5,
+}
+if Q_REDIS_URL:
+    if not Q_REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured("Q_REDIS_URL must start with redis://, rediss:// or unix://.")
+    Q_CLUSTER["redis"] = Q_REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Logging (plain or JSON lines; never secrets) -----------------------------------------
+
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", {"plain", "json"})
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", {"debug", "info", "warning", "error"}).upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "pricetracker.logging.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"level": "WARNING"},
+        "django.request": {"level": "ERROR"},
+        "django-q": {"level": "WARNING"},
+    },
+}

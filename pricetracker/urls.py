@@ -1,0 +1,22 @@
+"""URL configuration: the REST API under /api/, the admin under /admin/."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from pricetracker.api import json_error_view
+from pricetracker.health import HealthView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/auth/", include("accounts.urls")),
+    path("api/", include("tracking.urls")),
+    path("api/", include("notifications.urls")),
+    path("api/health/", HealthView.as_view(), name="health"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+# JSON instead of HTML error pages: clients of this API never see a Django debug or HTML page.
+handler404 = json_error_view(404, "Not found.", "not_found")
+handler500 = json_error_view(500, "Internal server error. The error was logged.", "server_error")
