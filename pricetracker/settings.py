@@ -9,6 +9,7 @@ ORM broker, console email, DEBUG on); production sets ``DEBUG=0`` and then must 
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -73,6 +74,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "pricetracker",
     "accounts",
     "scraping",
     "tracking",
@@ -128,8 +130,9 @@ def _database() -> dict[str, object]:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(DATA_DIR / "db.sqlite3"),
             "OPTIONS": dict(SQLITE_OPTIONS),
-            # A file, not :memory:, so subprocess workers in end-to-end tests share it.
-            "TEST": {"NAME": str(DATA_DIR / "test-db.sqlite3")},
+            # A file, not :memory:, so subprocess workers in end-to-end tests share it; one per
+            # test process so two test runs on one machine never share a database.
+            "TEST": {"NAME": str(DATA_DIR / f"test-db-{os.getpid()}.sqlite3")},
         }
     try:
         config = environ.Env.db_url_config(url)
