@@ -90,3 +90,38 @@ class User(AbstractBaseUser, PermissionsMixin):
     def clean(self) -> None:
         super().clean()
         self.email = normalize_email(self.email)
+
+    @property
+    def email_confirmed(self) -> bool:
+        """Has the login address been confirmed by following an emailed link?"""
+        return self.email_verified_at is not None
+
+    @property
+    def notification_email_confirmed(self) -> bool:
+        """Is a separate notification address set *and* confirmed? False while it is blank."""
+        return bool(self.notification_email) and self.notification_email_verified_at is not None
+
+    def alert_address(self) -> str | None:
+        """The address price alerts may be sent to right now, or None if there is none.
+
+        Alert emails must never become a way to mail strangers, so with
+        ``settings.ACCOUNTS_REQUIRE_EMAIL_VERIFICATION`` on (the default) only a confirmed
+        address qualifies:
+
+        1. ``notification_email`` if it is set and confirmed;
+        2. otherwise the login ``email`` if it is confirmed (so while a newly entered notification
+           address waits for its confirmation, alerts keep going to the confirmed login address);
+        3. otherwise None: the caller must not send (and should record why).
+
+        With the setting off, confirmation is not required: ``notification_email`` if set, else
+        ``email``. An inactive account gets no alerts either way (None).
+        """
+        if not self.is_active:
+            return None
+        if not settings.ACCOUNTS_REQUIRE_EMAIL_VERIFICATION:
+            return self.notification_email or self.email
+        if self.notification_email_confirmed:
+            return self.notification_email
+        if self.email_confirmed:
+            return self.email
+        return None

@@ -101,6 +101,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             errors = {"non_field_errors": errors if isinstance(errors, list) else [errors]}
         body = {"message": _first_message(errors) or "Invalid input.", "code": "invalid", "errors": errors}
     elif isinstance(exc, exceptions.APIException):
+        detail = exc.detail
+        if isinstance(detail, dict) and "detail" in detail:
+            # simplejwt wraps its errors: {"detail": ..., "code": ..., "messages": [...]}.
+            code = detail.get("code", "error")
+            exc = exceptions.APIException(detail=str(detail["detail"]), code=str(code))
+            exc.status_code = response.status_code
         codes = exc.get_codes()
         body = {
             "message": str(exc.detail)

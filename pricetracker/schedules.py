@@ -23,7 +23,20 @@ class ScheduleSpec:
     doc: str
 
 
-SCHEDULES: tuple[ScheduleSpec, ...] = ()
+SCHEDULES: tuple[ScheduleSpec, ...] = (
+    ScheduleSpec(
+        name="tracking.dispatch",
+        func="tracking.tasks.dispatch_due_products",
+        minutes=1,
+        doc="Claim due products within each store's budget and enqueue their scrapes.",
+    ),
+    ScheduleSpec(
+        name="tracking.recover",
+        func="tracking.tasks.recover_stale_runs",
+        minutes=1,
+        doc="Close runs left RUNNING past their lease (worker killed, task lost); make products due again.",
+    ),
+)
 
 
 def register_schedules(*, using: str = "default") -> dict[str, str]:

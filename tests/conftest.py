@@ -56,3 +56,102 @@ def alice_client(alice) -> APIClient:
 @pytest.fixture
 def bob_client(bob) -> APIClient:
     return auth_client(bob)
+
+
+@pytest.fixture
+def fast_password_hashing(settings) -> None:
+    """MD5 instead of PBKDF2 (~0.5 s a hash here): for tests that create or check many passwords."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def clear_cache(db) -> None:
+    """Empty the cache (the DB cache table holds DRF throttle counters) before a test."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing_everywhere(settings) -> None:
+    """PBKDF2 costs ~0.5 s a hash on these machines; hashing strength is not under test."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _q_sync(monkeypatch) -> None:
+    """Run django-q2 tasks in-process. Its Conf is read once at import, so patch it directly
+    (override_settings has no effect on it, FINDINGS.md)."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)
+
+
+@pytest.fixture
+def store(db):
+    """The amazon.com store with a permissive policy, so tests never wait for request slots."""
+    from scraping.models import get_store
+
+    row = get_store("amazon.com")
+    row.min_interval_minutes = 1
+    row.requests_per_minute = 60_000
+    row.concurrency = 50
+    row.save()
+    return row
+
+
+class ScriptedProvider:
+    """A provider that returns scripted results per ASIN, with the real input validation."""
+
+    code = "amazon.com"
+    display_name = "Amazon.com (scripted)"
+
+    def __init__(self) -> None:
+        from collections import defaultdict
+
+        self.script: dict[str, list] = defaultdict(list)
+        self.calls: list[str] = []
+
+    def normalize(self, text: str) -> str:
+        from scraping.inputs import normalize_product_reference
+
+        return normalize_product_reference(text)
+
+    def product_url(self, ref: str) -> str:
+        from scraping.inputs import canonical_url
+
+        return canonical_url(ref)
+
+    def queue(self, asin: str, *results) -> None:
+        """Append results (ScrapeResult, or a price string for a plain success) for ``asin``."""
+        for result in results:
+            self.script[asin].append(result)
+
+    def scrape(self, ref: str):
+        from decimal import Decimal
+
+        from scraping.results import Availability, ScrapeResult, ScrapeStatus
+
+        self.calls.append(ref)
+        item = self.script[ref].pop(0) if self.script[ref] else "10.00"
+        if isinstance(item, ScrapeResult):
+            return item
+        return ScrapeResult(
+            status=ScrapeStatus.SUCCESS,
+            asin=ref,
+            title=f"Product {ref}",
+            price=Decimal(item),
+            currency="USD",
+            availability=Availability.IN_STOCK,
+            rule="scripted",
+            bytes_received=1000,
+            duration_ms=5,
+        )
+
+
+@pytest.fixture
+def provider(monkeypatch, store) -> ScriptedProvider:
+    """Replace the amazon.com provider seen by tracking with a scripted one."""
+    scripted = ScriptedProvider()
+    monkeypatch.setattr("tracking.services.get_provider", lambda code: scripted)
+    return scripted

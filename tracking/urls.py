@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list = []
+from tracking.views import ScrapeRunViewSet, TrackerViewSet
+
+router = SimpleRouter()
+router.register("trackers", TrackerViewSet, basename="tracker")
+router.register("scrape-runs", ScrapeRunViewSet, basename="scrape-run")
+
+urlpatterns = router.urls

@@ -1,0 +1,110 @@
+"""Per-store scraping policy, held in the database and edited in the admin.
+
+Environment variables only seed a store's row the first time it is used (:func:`get_store`);
+after that the row rules. The dispatcher, rate limiter and circuit breaker (in ``tracking``)
+read and update these fields with conditional UPDATEs; nothing here runs that logic.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+def default_min_interval_minutes() -> int:
+    """Seed for a new store: ``SCRAPE_MIN_INTERVAL_MINUTES``."""
+    return settings.SCRAPE_MIN_INTERVAL_MINUTES
+
+
+def default_requests_per_minute() -> int:
+    """Seed for a new store: ``SCRAPE_RATE_PER_MINUTE``."""
+    return settings.SCRAPE_RATE_PER_MINUTE
+
+
+class Store(models.Model):
+    """One store we scrape (``amazon.com``): its politeness limits and circuit-breaker state."""
+
+    class BreakerState(models.TextChoices):
+        CLOSED = "closed", "Closed (scraping)"
+        OPEN = "open", "Open (paused after blocks)"
+        HALF_OPEN = "half_open", "Half-open (probing)"
+
+    code = models.CharField(max_length=50, unique=True, help_text="Provider code, e.g. amazon.com.")
+    name = models.CharField(max_length=100)
+    enabled = models.BooleanField(default=True, help_text="Untick to pause all scraping of this store.")
+
+    min_interval_minutes = models.PositiveIntegerField(
+        default=default_min_interval_minutes,
+        help_text="A product is fetched at most once per this many minutes, however many users track it.",
+    )
+    requests_per_minute = models.PositiveIntegerField(
+        default=default_requests_per_minute, help_text="Request budget across all workers."
+    )
+    concurrency = models.PositiveSmallIntegerField(default=4, help_text="Maximum scrapes in flight at once.")
+    backoff_base_minutes = models.PositiveIntegerField(
+        default=5, help_text="Delay after a product's first failure; doubles with each further failure."
+    )
+    backoff_max_minutes = models.PositiveIntegerField(default=1440, help_text="Upper bound of the failure backoff.")
+
+    breaker_threshold = models.PositiveIntegerField(
+        default=5, help_text="BLOCKED outcomes within the window that open the circuit breaker."
+    )
+    breaker_window_minutes = models.PositiveIntegerField(default=15)
+    breaker_cooldown_minutes = models.PositiveIntegerField(
+        default=30, help_text="How long the breaker stays open before one probe request is allowed."
+    )
+    breaker_state = models.CharField(max_length=10, choices=BreakerState.choices, default=BreakerState.CLOSED)
+    breaker_opened_at = models.DateTimeField(null=True, blank=True)
+    breaker_reason = models.CharField(max_length=200, blank=True, default="")
+
+    next_request_at = models.DateTimeField(
+        null=True, blank=True, help_text="The rate limiter's next free request slot."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "stores"
+        ordering = ["code"]
+        constraints = [
+            # Zero would divide by zero in the rate limiter or stop the store without saying so;
+            # pausing a store is what `enabled` is for.
+            models.CheckConstraint(condition=Q(min_interval_minutes__gte=1), name="store_min_interval_positive"),
+            models.CheckConstraint(condition=Q(requests_per_minute__gte=1), name="store_rate_positive"),
+            models.CheckConstraint(condition=Q(concurrency__gte=1), name="store_concurrency_positive"),
+            models.CheckConstraint(condition=Q(backoff_base_minutes__gte=1), name="store_backoff_base_positive"),
+            models.CheckConstraint(
+                condition=Q(backoff_max_minutes__gte=F("backoff_base_minutes")), name="store_backoff_max_gte_base"
+            ),
+            models.CheckConstraint(condition=Q(breaker_threshold__gte=1), name="store_breaker_threshold_positive"),
+            models.CheckConstraint(condition=Q(breaker_window_minutes__gte=1), name="store_breaker_window_positive"),
+            models.CheckConstraint(
+                condition=Q(breaker_state__in=["closed", "open", "half_open"]), name="store_breaker_state_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+def get_store(code: str) -> Store:
+    """The policy row of store ``code``, created from the settings defaults on first use.
+
+    Safe under concurrency: two workers creating the row at once both get the same row
+    (``get_or_create`` retries the read when the unique ``code`` makes the second insert fail).
+    """
+    try:
+        return Store.objects.get(code=code)
+    except Store.DoesNotExist:
+        store, _ = Store.objects.get_or_create(code=code, defaults={"name": _display_name(code)})
+        return store
+
+
+def _display_name(code: str) -> str:
+    # Imported here: the providers pull in the HTTP and parsing stack, which models need not load.
+    from scraping.providers import UnknownProvider, get_provider
+
+    try:
+        return get_provider(code).display_name
+    except UnknownProvider:
+        return code

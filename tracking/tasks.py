@@ -1,0 +1,41 @@
+"""django-q2 task entry points. Thin: take ids, call one service, return a small summary.
+
+Expected scrape failures are recorded as runs and return normally, so django-q2 only sees a
+failed task when our own code is broken.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+from tracking import policy, services
+
+_HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def scrape_product(
+    product_id: int, claim_token: str, trigger: str = "scheduled", requested_by_id: int | None = None
+) -> str:
+    """Scrape one claimed product (enqueued by the dispatcher, a manual request or a new tracker)."""
+    run = services.product_scrape(
+        product_id=product_id, claim_token=uuid.UUID(claim_token), trigger=trigger, requested_by_id=requested_by_id
+    )
+    return "skipped" if run is None else f"{run.status} {run.error_kind}".strip()
+
+
+def dispatch_due_products() -> str:
+    """Every minute: claim due products and enqueue their scrapes (one dispatcher at a time)."""
+    if not policy.lease_acquire("dispatcher", holder=_HOLDER, seconds=50):
+        return "another dispatcher is running"
+    try:
+        report = services.dispatch_due_products()
+    finally:
+        policy.lease_release("dispatcher", holder=_HOLDER)
+    return f"claimed {report.claimed} {report.per_store}"
+
+
+def recover_stale_runs() -> str:
+    """Every minute: close runs whose worker died and make their products due again."""
+    return f"recovered {services.runs_recover_stale()}"

@@ -1,0 +1,208 @@
+"""Tracking API: trackers, their history and stats, manual scrapes, scrape runs.
+
+Every queryset is scoped to ``request.user``: another user's tracker is a 404, never a 403.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import datetime, time
+
+from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from tracking import services
+from tracking.models import PricePoint, RunStatus, ScrapeRun, TrackingConfig
+from tracking.serializers import (
+    PricePointSerializer,
+    ScrapeQueuedSerializer,
+    ScrapeRunSerializer,
+    StatsSerializer,
+    TrackerCreateSerializer,
+    TrackerSerializer,
+    TrackerUpdateSerializer,
+)
+
+WINDOW_PARAMETERS = [
+    OpenApiParameter("from", OpenApiTypes.DATETIME, description="Start of the window (ISO 8601 date or datetime)."),
+    OpenApiParameter("to", OpenApiTypes.DATETIME, description="End of the window (ISO 8601 date or datetime)."),
+]
+
+
+class CSVRenderer(BaseRenderer):
+    """Declares ``?format=csv`` so DRF's content negotiation accepts it; the view streams the body."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: object, accepted_media_type: str | None = None, renderer_context: dict | None = None):
+        return data if isinstance(data, bytes) else str(data).encode()
+
+
+def _parse_bound(request: Request, name: str, *, end_of_day: bool = False) -> datetime | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    value = parse_datetime(raw)
+    if value is None:
+        day = parse_date(raw)
+        if day is None:
+            raise ValidationError({name: ["Use an ISO 8601 date (2026-01-31) or datetime (2026-01-31T12:00:00Z)."]})
+        value = datetime.combine(day, time.max if end_of_day else time.min)
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.UTC)
+    return value
+
+
+def _window(request: Request) -> tuple[datetime | None, datetime | None]:
+    since = _parse_bound(request, "from")
+    until = _parse_bound(request, "to", end_of_day=True)
+    if since and until and since > until:
+        raise ValidationError({"from": ["'from' must be before 'to'."]})
+    return since, until
+
+
+class TrackerViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The user's trackers. Create by URL or ASIN; PATCH target, interval or enabled."""
+
+    serializer_class = TrackerSerializer
+    filterset_fields = ["enabled"]
+    # For schema generation only; every request goes through get_queryset (owner-scoped).
+    queryset = TrackingConfig.objects.none()
+
+    def get_queryset(self) -> QuerySet[TrackingConfig]:
+        if getattr(self, "swagger_fake_view", False):
+            return TrackingConfig.objects.none()
+        return (
+            TrackingConfig.objects.filter(user=self.request.user)
+            .select_related("product", "product__store")
+            .order_by("-created_at", "-pk")
+        )
+
+    @extend_schema(request=TrackerCreateSerializer, responses={201: TrackerSerializer})
+    def create(self, request: Request) -> Response:
+        data = TrackerCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        tracker = services.tracker_create(user=request.user, **data.validated_data)
+        tracker = self.get_queryset().get(pk=tracker.pk)
+        return Response(TrackerSerializer(tracker).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=TrackerUpdateSerializer, responses={200: TrackerSerializer})
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        tracker = self.get_object()
+        data = TrackerUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.tracker_update(tracker=tracker, **data.validated_data)
+        return Response(TrackerSerializer(self.get_queryset().get(pk=tracker.pk)).data)
+
+    def perform_destroy(self, instance: TrackingConfig) -> None:
+        services.tracker_delete(tracker=instance)
+
+    @extend_schema(request=None, responses={202: ScrapeQueuedSerializer})
+    @action(detail=True, methods=["post"])
+    def scrape(self, request: Request, pk: str | None = None) -> Response:
+        """Ask for an immediate check (202). Refused with a reason by limits and store policy."""
+        tracker = self.get_object()
+        services.tracker_request_scrape(tracker=tracker, user=request.user)
+        return Response(
+            {"status": "queued", "message": "A check of this product was queued."}, status=status.HTTP_202_ACCEPTED
+        )
+
+    @extend_schema(
+        parameters=[
+            *WINDOW_PARAMETERS,
+            OpenApiParameter("format", str, enum=["json", "csv"], description="csv streams every point."),
+        ],
+        responses={200: PricePointSerializer(many=True)},
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, CSVRenderer])
+    def history(self, request: Request, pk: str | None = None, format: str | None = None) -> Response:
+        """Price points of the tracked product, oldest first, filtered by ``from``/``to``."""
+        tracker = self.get_object()
+        since, until = _window(request)
+        points = PricePoint.objects.filter(product_id=tracker.product_id).order_by("observed_at", "pk")
+        if since:
+            points = points.filter(observed_at__gte=since)
+        if until:
+            points = points.filter(observed_at__lte=until)
+        if request.accepted_renderer.format == "csv":
+            return _csv_response(points, filename=f"{tracker.product.asin}-history.csv")  # type: ignore[return-value]
+        page = self.paginate_queryset(points)
+        return self.get_paginated_response(PricePointSerializer(page, many=True).data)
+
+    @extend_schema(parameters=WINDOW_PARAMETERS, responses={200: StatsSerializer})
+    @action(detail=True, methods=["get"])
+    def stats(self, request: Request, pk: str | None = None) -> Response:
+        """Min, max, average over the window; current price; all-time low and when."""
+        tracker = self.get_object()
+        since, until = _window(request)
+        stats = services.product_stats(product_id=tracker.product_id, since=since, until=until)
+        return Response(StatsSerializer(stats).data)
+
+
+def _csv_response(points: QuerySet[PricePoint], *, filename: str) -> StreamingHttpResponse:
+    """Stream the CSV so a long history never sits in memory."""
+
+    class Echo:
+        def write(self, value: str) -> str:
+            return value
+
+    def rows() -> Iterator[str]:
+        writer = csv.writer(Echo())
+        yield writer.writerow(["observed_at", "price", "currency", "list_price", "availability"])
+        for point in points.values_list("observed_at", "price", "currency", "list_price", "availability").iterator(
+            chunk_size=2000
+        ):
+            observed_at, price, currency, list_price, availability = point
+            yield writer.writerow(
+                [observed_at.isoformat(), price, currency, "" if list_price is None else list_price, availability]
+            )
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+class ScrapeRunFilter(filters.FilterSet):
+    status = filters.ChoiceFilter(choices=RunStatus.choices)
+    asin = filters.CharFilter(field_name="product__asin", lookup_expr="iexact")
+
+    class Meta:
+        model = ScrapeRun
+        fields = ["status", "asin"]
+
+
+class ScrapeRunViewSet(viewsets.ReadOnlyModelViewSet):
+    """Scrape runs of the products the user tracks, newest first, filterable by status."""
+
+    serializer_class = ScrapeRunSerializer
+    filterset_class = ScrapeRunFilter
+    queryset = ScrapeRun.objects.none()
+
+    def get_queryset(self) -> QuerySet[ScrapeRun]:
+        if getattr(self, "swagger_fake_view", False):
+            return ScrapeRun.objects.none()
+        product_ids = TrackingConfig.objects.filter(user=self.request.user).values("product_id")
+        return (
+            ScrapeRun.objects.filter(product_id__in=product_ids)
+            .select_related("product")
+            .order_by("-created_at", "-pk")
+        )
