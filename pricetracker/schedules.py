@@ -36,6 +36,12 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         minutes=1,
         doc="Close runs left RUNNING past their lease (worker killed, task lost); make products due again.",
     ),
+    ScheduleSpec(
+        name="notifications.sweep",
+        func="notifications.tasks.sweep_outbox",
+        minutes=1,
+        doc="Recover the alert outbox: expired send leases, held alerts now deliverable, lost and due retries.",
+    ),
 )
 
 

@@ -123,8 +123,8 @@ def classify(http_status: int, content_type: str | None, body: bytes) -> Classif
         return _blocked(ErrorKind.SOFT_CAPTCHA, "Soft captcha: 'continue shopping' robot check.")
     if any(marker in window for marker in CAPTCHA_MARKERS):
         return _blocked(ErrorKind.CAPTCHA, "Captcha: Amazon asked us to type the characters of an image.")
-    # Error templates are small pages; requiring that keeps a product that merely mentions
-    # "something went wrong" in a review from ever being taken for one.
+    # Error templates are 2-3 KB; requiring a small page keeps a product page whose scripts
+    # say "Something went wrong" (most do) from ever being taken for one.
     is_small = len(body) <= SMALL_PAGE_BYTES
     if is_small and SERVICE_UNAVAILABLE_TITLE.search(window) and any(marker in window for marker in DOGS_MARKERS):
         return _blocked(

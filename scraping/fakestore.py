@@ -87,6 +87,11 @@ _DRIP_BYTES = 64
 _IDLE_TIMEOUT_SECONDS = 60
 
 
+def _clock() -> float:
+    """Monotonic seconds; tests replace it to step time-driven price scripts."""
+    return time.monotonic()
+
+
 def default_price(asin: str) -> Decimal:
     """A stable price for ``asin`` between 4.99 and 499.99, so a fresh store needs no setup."""
     digest = int.from_bytes(hashlib.sha256(asin.upper().encode()).digest()[:4], "big")
@@ -123,7 +128,7 @@ class FakeProduct:
     exists: bool = True
     # Script progress.
     served: int = 0
-    script_started: float = field(default_factory=time.monotonic)
+    script_started: float = field(default_factory=lambda: _clock())
 
     def current_price(self, now: float) -> Decimal | None:
         if not self.script:
@@ -136,7 +141,7 @@ class FakeProduct:
         data["price"] = None if self.price is None else str(self.price)
         data["list_price"] = None if self.list_price is None else str(self.list_price)
         data["script"] = [None if price is None else str(price) for price in self.script]
-        data["current_price"] = _str_or_none(self.current_price(time.monotonic()))
+        data["current_price"] = _str_or_none(self.current_price(_clock()))
         del data["script_started"]
         return data
 
@@ -178,7 +183,7 @@ def _apply_changes(product: FakeProduct, changes: dict[str, Any]) -> None:
             raise ValueError("script must be a list of prices")
         product.script = [_money(price, "script entry") for price in script]
         product.served = 0
-        product.script_started = time.monotonic()
+        product.script_started = _clock()
     if "advance" in changes:
         if changes["advance"] not in ADVANCE_MODES:
             raise ValueError(f"advance must be one of {', '.join(ADVANCE_MODES)}")
@@ -383,7 +388,7 @@ class FakeStore:
                             product.fault, product.fault_times = None, None
                 elif self._fault_rate and self._rng.random() < self._fault_rate:
                     fault = self._rng.choice(self._fault_kinds)
-            price = product.current_price(time.monotonic())
+            price = product.current_price(_clock())
             if fault is None and product.exists:
                 product.served += 1
             return _Plan(

@@ -408,7 +408,8 @@ def _causes(exc: BaseException) -> list[BaseException]:
 
 
 def _caused_by_timeout(exc: BaseException) -> bool:
-    return any(isinstance(cause, TimeoutError | urllib3.exceptions.TimeoutError) for cause in _causes(exc))
+    # Not urllib3's TimeoutError base: its NewConnectionError (connection refused) derives from it.
+    return any(isinstance(cause, TimeoutError | urllib3.exceptions.ReadTimeoutError) for cause in _causes(exc))
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -3,9 +3,10 @@
 Why the page is not handed to BeautifulSoup whole: a real product page is 0.3-3 MB, and
 ``BeautifulSoup(page, "lxml")`` costs about ten times a bare ``lxml.html.fromstring`` of it. The
 answer lives in a handful of small, id-named regions (the centre price block, the buy box, the
-availability line), so :class:`PageSource` finds those regions in the raw bytes (a ``bytes.find``
-for ``id="..."``, then a tag-balancing walk to the element's end) and gives BeautifulSoup only
-those fragments, parsed lazily and cached. Rules that do not run cost nothing.
+availability line), so :class:`PageSource` finds those regions in the raw bytes (one ``bytes.find``
+pass indexes every ``id="..."``; a tag-balancing walk that skips scripts and comments finds each
+element's end) and gives BeautifulSoup only those fragments, parsed lazily and cached. Rules that
+do not run cost nothing.
 
 The rules live in :data:`RULES`, in the order they are tried. Each is a small named function over
 a :class:`PageSource`; the first that matches names how the price was found (or which no-price
@@ -134,7 +135,8 @@ def parse_amount(number: str) -> Decimal | None:
 
 def currency_of(text: str, marketplace_currency: str | None = None) -> str | None:
     """The ISO code for the currency symbol or code in ``text`` ("R$ 796,81" -> "BRL")."""
-    for word in re.findall(r"\b[A-Z]{3}\b", text):
+    # Codes may touch the digits ("SAR1,279.00"), so no \b: just not inside a longer word.
+    for word in re.findall(r"(?<![A-Za-z])[A-Z]{3}(?![A-Za-z])", text):
         if word in ISO_CURRENCY_CODES:
             return word
     for symbol, code in CURRENCY_SYMBOLS:
@@ -181,6 +183,8 @@ MAX_FRAGMENT_BYTES = 256 * 1024
 # A real page has a handful of look-alike matches per needle (in scripts, in data attributes);
 # a pathological one could have millions, each costing a backwards scan: stop looking after this.
 MAX_CANDIDATES = 32
+MAX_ID_LENGTH = 128
+MAX_CLASS_ATTRIBUTE = 300
 VOID_TAGS = frozenset({b"input", b"img", b"link", b"meta", b"br", b"hr", b"source", b"area", b"base", b"col", b"wbr"})
 _TAG_NAME = re.compile(rb"<([a-zA-Z][a-zA-Z0-9]*)")
 _CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_-]+)""", re.IGNORECASE)
@@ -246,13 +250,41 @@ class PageSource:
                 pos = self.body.find(needle, pos + 1)
         return best
 
+    @cached_property
+    def _id_positions(self) -> dict[bytes, list[int]]:
+        """Where each ``id="..."`` attribute sits, per id value, in document order.
+
+        One pass over the body (a ``bytes.find`` loop: no copy of the page) instead of a full
+        scan per id asked for: a page without a price asks for ~20 ids, most of them absent, and
+        each miss would scan it all.
+        """
+        body = self.body
+        positions: dict[bytes, list[int]] = {}
+        # Amazon writes id="..."; id='...' is only looked for when the page uses it at all.
+        quotes = (b'"', b"'") if b"id='" in body else (b'"',)
+        for quote in quotes:
+            needle = b"id=" + quote
+            pos = body.find(needle)
+            while pos >= 0:
+                value_start = pos + len(needle)
+                value_end = body.find(quote, value_start, value_start + MAX_ID_LENGTH)
+                # " id=" must be a whole attribute: data-csa-c-slot-id="..." is not an id.
+                if value_end > 0 and body[pos - 1 : pos].isspace():
+                    found = positions.setdefault(body[value_start:value_end], [])
+                    if len(found) < MAX_CANDIDATES:
+                        found.append(pos)
+                pos = body.find(needle, value_start)
+        if len(quotes) > 1:
+            for found in positions.values():
+                found.sort()
+        return positions
+
     def _id_start(self, element_id: str) -> int | None:
-        raw = element_id.encode()
-        # " id=" must be a whole attribute: data-csa-c-slot-id="..." is not an id.
-        return self._find_tag_start(
-            (b'id="' + raw + b'"', b"id='" + raw + b"'"),
-            prefix_ok=lambda pos: pos > 0 and self.body[pos - 1 : pos].isspace(),
-        )
+        """Where the first element with this id (outside scripts and comments) opens."""
+        for attr_pos in self._id_positions.get(element_id.encode(), ()):
+            if (start := self._tag_start(attr_pos)) is not None:
+                return start
+        return None
 
     def _fragment(self, start: int) -> bytes:
         """The bytes of the element opening at ``start``, up to its matching end tag.
@@ -290,7 +322,8 @@ class PageSource:
         if start is None:
             return None
         soup = BeautifulSoup(self._decode(self._fragment(start)), "lxml")
-        return soup.find(**find)  # type: ignore[arg-type]
+        found = soup.find(**find)  # type: ignore[arg-type]  # bs4's stubs type **kwargs narrowly
+        return found if isinstance(found, Tag) else None
 
     def element(self, element_id: str) -> Tag | None:
         """The first element with id ``element_id`` (outside scripts and comments), or None."""
@@ -302,30 +335,28 @@ class PageSource:
         """Whether an element with this id exists, without parsing it."""
         return self._id_start(element_id) is not None
 
+    def _is_class_token(self, pos: int, length: int) -> bool:
+        """Whether ``body[pos:pos + length]`` is one whole token of a ``class="..."`` value."""
+        before = self.body[max(0, pos - MAX_CLASS_ATTRIBUTE) : pos]
+        after = self.body[pos + length : pos + length + 1]
+        for quote in (b'"', b"'"):
+            attr = before.rfind(b"class=" + quote)
+            if attr >= 0 and quote not in before[attr + 7 :]:
+                return (before[-1:].isspace() or before[-1:] == quote) and (after.isspace() or after == quote)
+        return False
+
     def element_with_class(self, class_name: str) -> Tag | None:
         """The first element carrying the CSS class ``class_name``, or None."""
         key = "." + class_name
         if key not in self._elements:
             raw = class_name.encode()
-
-            def whole_class_token(pos: int) -> bool:
-                # The match must be one whole token of a class attribute's value.
-                before = self.body[max(0, pos - 200) : pos]
-                after = self.body[pos + len(raw) : pos + len(raw) + 1]
-                attr = max(before.rfind(b'class="'), before.rfind(b"class='"))
-                return (
-                    attr >= 0
-                    and b'"' not in before[attr + 7 :]
-                    and (before[-1:].isspace() or before.endswith((b'"', b"'")))
-                    and (after.isspace() or after in (b'"', b"'"))
-                )
-
-            start = self._find_tag_start((raw,), prefix_ok=whole_class_token)
+            start = self._find_tag_start((raw,), prefix_ok=lambda pos: self._is_class_token(pos, len(raw)))
             self._elements[key] = self._parse(start, class_=class_name)
         return self._elements[key]
 
     @cached_property
     def canonical_url(self) -> str | None:
+        """The ``<link rel="canonical">`` URL: it names the marketplace and, usually, the ASIN."""
         start = self._find_tag_start((b'rel="canonical"', b"rel='canonical'"), prefix_ok=lambda pos: True)
         if start is None:
             return None
@@ -543,20 +574,26 @@ def availability_of_text(text: str) -> Availability:
     return Availability.UNKNOWN
 
 
+def _out_of_stock_box(page: PageSource) -> Availability | None:
+    """The ``#outOfStock`` buy box replaces the buy button: the item cannot be bought now."""
+    box = page.element("outOfStock")
+    if box is None:
+        return None
+    if availability_of_text(text_of(box)) is Availability.OUT_OF_STOCK:
+        return Availability.OUT_OF_STOCK
+    return Availability.UNAVAILABLE  # whatever language it says it in
+
+
 def _currently_unavailable(page: PageSource) -> RuleMatch | None:
     """No price because the item cannot be bought: ``#outOfStock`` box or "Currently unavailable"."""
-    box = page.element("outOfStock")
-    if box is not None:
-        availability = availability_of_text(text_of(box))
-        return RuleMatch(availability=availability if availability is not Availability.IN_STOCK else None)
-    availability = availability_of_text(text_of(page.element("availability")))
+    availability = _out_of_stock_box(page) or availability_of_text(text_of(page.element("availability")))
     if availability in (Availability.UNAVAILABLE, Availability.OUT_OF_STOCK):
         return RuleMatch(availability=availability)
     return None
 
 
 def _no_featured_offer(page: PageSource) -> RuleMatch | None:
-    """ "No featured offers available" / "See All Buying Options": no buy-box price to report."""
+    """No featured offer ("See All Buying Options" instead of a buy box): no price to report."""
     if page.has_element("unqualifiedBuyBox") or page.has_element("buybox-see-all-buying-choices"):
         return RuleMatch(availability=Availability.UNKNOWN)
     return None
@@ -573,7 +610,7 @@ PRICE_IN_CART_PHRASES = ("add this item to your cart", "add to cart to see", "se
 
 
 def _price_in_cart(page: PageSource) -> RuleMatch | None:
-    """ "To see product details, add this item to your cart": the price is only shown in the cart."""
+    """Price shown only in the cart ("To see product details, add this item to your cart")."""
     for region_id in ("priceNotAvailable_feature_div", "dpSorryPage", "price"):
         text = text_of(page.element(region_id)).lower()
         if any(phrase in text for phrase in PRICE_IN_CART_PHRASES):
@@ -634,8 +671,7 @@ def read_availability(page: PageSource) -> Availability:
     The first ``#availability`` is the featured offer's; when it is empty (Amazon omits it for
     some new offers and for digital items) an Add to Cart / Buy Now button means buyable.
     """
-    box = page.element("outOfStock")
-    if box is not None and (availability := availability_of_text(text_of(box))) is not Availability.UNKNOWN:
+    if (availability := _out_of_stock_box(page)) is not None:
         return availability
     text = text_of(page.element("availability"))
     if text:

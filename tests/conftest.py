@@ -8,6 +8,9 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+# The fake Amazon store (a loopback HTTP server) as the `fake_store` fixture.
+pytest_plugins = ["tests.fakestore_fixtures"]
+
 
 @pytest.fixture
 def api_client() -> APIClient:

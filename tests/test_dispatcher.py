@@ -116,9 +116,7 @@ def test_two_dispatchers_at_once_claim_each_product_once(alice, enqueued):
     assert len(enqueued) == 200 and len({pk for pk, _ in enqueued}) == 200
 
 
-def test_a_products_interval_is_the_smallest_enabled_tracker_interval_not_below_the_store_minimum(
-    store, alice, bob
-):
+def test_a_products_interval_is_the_smallest_enabled_tracker_interval_not_below_the_store_minimum(store, alice, bob):
     store.min_interval_minutes = 30
     store.save()
     product = make_product(store)

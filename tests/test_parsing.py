@@ -73,6 +73,7 @@ ASIN_INPUT = '<input type="hidden" id="ASIN" name="ASIN" value="B000000001">'
         ("₹49,990.00", "49990.00", "INR"),
         ("R$ 796,81", "796.81", "BRL"),
         ("SAR 1,279.00", "1279.00", "SAR"),
+        ("SAR1,279.00", "1279.00", "SAR"),
         ("EUR 219,00", "219.00", "EUR"),
         ("£13.53", "13.53", "GBP"),
         ("1\u202f279,00\u00a0€", "1279.00", "EUR"),
@@ -391,6 +392,11 @@ def test_currently_unavailable_is_a_no_price_state():
     assert result.rule == "no_price:currently_unavailable"
 
 
+def test_an_out_of_stock_box_in_any_language_means_unavailable():
+    html = page('<div id="outOfStock" class="a-box"><span>Momentan nicht erhältlich.</span></div>')
+    assert run_rule("no_price:currently_unavailable", html) == RuleMatch(availability=Availability.UNAVAILABLE)
+
+
 def test_temporarily_out_of_stock_is_out_of_stock():
     html = page('<div id="availability"><span>Temporarily out of stock.</span></div>')
     assert run_rule("no_price:currently_unavailable", html) == RuleMatch(availability=Availability.OUT_OF_STOCK)
@@ -433,7 +439,8 @@ def test_a_price_shown_only_in_the_cart_is_a_no_price_state():
         '<div id="dpSorryPage"><h1 id="title" class="a-size-large"><span>Elon Musk</span></h1>'
         '<span class="a-color-secondary">Our Price: </span>'
         "<span>To see product details, add this item to your cart. You can always remove it later.</span>"
-        '<form id="addToCart"><input id="add-to-cart-button" type="submit" value="Add to Cart"></form></div>'
+        '<form id="addToCart"><input id="add-to-cart-button" type="submit" value="Add to Cart"></form></div>',
+        '<div id="similarities_feature_div">Frequently bought together. This item: Elon Musk $20.36</div>',
     )
     result = parse_product_page(html)
     assert result.price is None
@@ -576,3 +583,42 @@ def test_a_whole_new_layout_page_parses_end_to_end():
     assert result.availability is Availability.IN_STOCK
     assert result.list_price is None
     assert result.rule == "core_price_display"
+
+
+def test_a_device_from_price_is_the_price_and_customize_to_see_availability_is_unknown():
+    html = page(
+        old_price_table(
+            '<tr id="priceblock_ourprice_row"><td id="priceblock_ourprice_lbl">From:</td>'
+            '<td><span id="priceblock_ourprice">$119.99</span> &amp; FREE Shipping.</td></tr>'
+        ),
+        '<div id="availability"><span>Customize device to see availability</span></div>',
+        '<div id="buybox">Add accessories: cover $19.99, charger $1.99'
+        '<input id="add-to-cart-button" type="submit"></div>',
+    )
+    result = parse_product_page(html)
+    assert (result.price, result.rule) == (Decimal("119.99"), "priceblock")
+    assert result.availability is Availability.UNKNOWN
+
+
+def test_the_first_condition_row_of_a_renewed_item_is_the_featured_offer():
+    def table(price: str) -> str:
+        return (
+            '<div id="corePrice_desktop"><table><tr><td>List Price:</td><td>'
+            + a_price("307.95", strike=True, cls="a-text-price")
+            + "</td></tr><tr><td>Price:</td><td>"
+            + a_price(price, cls="apexPriceToPay")
+            + "</td></tr></table></div>"
+        )
+
+    html = page(table("269.95"), table("238.00"), table("230.00"))
+    result = parse_product_page(html)
+    assert (result.price, result.list_price, result.rule) == (Decimal("269.95"), Decimal("307.95"), "core_price_table")
+
+
+def test_an_empty_featured_availability_line_is_not_replaced_by_the_used_offers_line():
+    html = page(
+        core_price_display(a_price("749.00", cls="priceToPay")),
+        '<div id="newAccordionRow"><div id="availability"> </div><input id="add-to-cart-button" type="submit"></div>',
+        '<div id="usedAccordionRow"><div id="availability"><span>Temporarily out of stock.</span></div></div>',
+    )
+    assert parse_product_page(html).availability is Availability.IN_STOCK

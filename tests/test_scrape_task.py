@@ -140,7 +140,9 @@ def test_a_run_left_running_past_its_lease_is_closed_and_its_product_is_due_agai
     product = make_product(store)
     make_tracker(alice, product)
     token = services.product_claim(product_id=product.pk)
-    run = ScrapeRun.objects.create(product=product, claim_token=token, lease_until=timezone.now() - timedelta(seconds=1))
+    run = ScrapeRun.objects.create(
+        product=product, claim_token=token, lease_until=timezone.now() - timedelta(seconds=1)
+    )
     assert services.runs_recover_stale() == 1
     run.refresh_from_db()
     product.refresh_from_db()

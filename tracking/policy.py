@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
-from scraping.models import Store
 
+from scraping.models import Store
 from tracking.models import RunStatus, SchedulerLease, ScrapeRun
 
 # Spread of next_scrape_at after a run, as a fraction of the interval (capped): products added

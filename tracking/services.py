@@ -19,12 +19,12 @@ from django.db.models import Avg, Count, Exists, Max, Min, OuterRef, Q
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
-from scraping.models import Store, get_store
-from scraping.providers import get_provider
 
 from accounts.models import User
 from pricetracker.api import ApplicationError
 from scraping.inputs import InvalidProductReference
+from scraping.models import Store, get_store
+from scraping.providers import get_provider
 from scraping.results import ScrapeResult, ScrapeStatus
 from tracking import policy
 from tracking.hooks import crossing_handlers
@@ -237,7 +237,8 @@ def _evaluate_tracker(*, tracker: TrackingConfig, point: PricePoint) -> None:
             tracker.armed = False
             for handler in crossing_handlers():
                 handler(tracker, point)
-    elif not tracker.armed:
+    else:
+        # Decided by the database row, not the in-memory object, which may be stale.
         TrackingConfig.objects.filter(pk=tracker.pk, armed=False).update(armed=True)
         tracker.armed = True
 
