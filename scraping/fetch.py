@@ -211,6 +211,19 @@ class _WatchedAdapter(HTTPAdapter):
 
 # --- Sessions ----------------------------------------------------------------------------------
 
+
+class _Session(requests.Session):
+    """A Session that leaves redirects entirely to :func:`fetch`.
+
+    Even with ``allow_redirects=False``, ``Session.send`` prepares the next hop (for
+    ``Response.next``): it parses the Location header and reads the redirect's whole body into
+    memory, uncapped. With no redirect target that code never runs.
+    """
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        return None
+
+
 # One Session per thread: a Session (its pool and cookie jar) is not documented as thread-safe,
 # and one per thread still reuses keep-alive connections across the scrapes a worker runs. The
 # pid check gives a forked worker (django-q forks) its own sockets instead of sharing the parent's.
@@ -220,7 +233,7 @@ _sessions = threading.local()
 def _session() -> requests.Session:
     session: requests.Session | None = getattr(_sessions, "session", None)
     if session is None or getattr(_sessions, "pid", None) != os.getpid():
-        session = requests.Session()
+        session = _Session()
         # Ignore HTTP(S)_PROXY, NO_PROXY and .netrc from the environment: the proxy comes from
         # SCRAPE_PROXY_URL only, so what a worker does never depends on its shell.
         session.trust_env = False
@@ -280,7 +293,7 @@ def _fetch(url: str, limits: _Limits, redirect_hosts: Collection[str], started: 
         )
         with response:
             if response.is_redirect:
-                target = urljoin(current, response.headers["Location"])
+                target = _redirect_target(current, response.headers["Location"])
                 if hop == MAX_REDIRECTS:
                     raise FetchError(
                         ErrorKind.REDIRECT_REFUSED, f"more than {MAX_REDIRECTS} redirects", response.status_code
@@ -340,11 +353,13 @@ def _read_body(response: requests.Response, max_bytes: int) -> tuple[bytes, bool
 
 def _drain(response: requests.Response) -> None:
     # Reading a small redirect body to the end lets its keep-alive connection go back to the pool.
+    # Only the Location header matters, so a broken body is no reason to fail the fetch.
     received = 0
-    for chunk in response.iter_content(CHUNK_SIZE):
-        received += len(chunk)
-        if received > REDIRECT_DRAIN_BYTES:
-            break
+    with contextlib.suppress(requests.RequestException):
+        for chunk in response.iter_content(CHUNK_SIZE):
+            received += len(chunk)
+            if received > REDIRECT_DRAIN_BYTES:
+                break
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -354,6 +369,13 @@ def _origin(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
+
+
+def _redirect_target(current: str, location: str) -> str:
+    try:
+        return urljoin(current, location)
+    except ValueError:  # e.g. "http://[bad": refused below like any disallowed target
+        return "invalid:"
 
 
 def _redirect_allowed(target: str, origin: tuple[str, str, int], redirect_hosts: Collection[str]) -> bool:

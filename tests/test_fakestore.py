@@ -17,7 +17,6 @@ import requests
 
 import scraping.fakestore
 from scraping.fakestore import FAULT_KINDS, FakeStore, default_price
-from tests.fakestore_fixtures import fake_store_fixture  # noqa: F401
 
 ASIN = "B0TESTFS01"
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,7 +17,6 @@ import pytest
 
 from scraping.fetch import BROWSER_HEADERS, FetchError, _redirect_allowed, fetch
 from scraping.results import ErrorKind
-from tests.fakestore_fixtures import fake_store_fixture  # noqa: F401
 
 ASIN = "B0TESTFE01"
 
@@ -163,6 +162,31 @@ def test_it_gives_up_after_five_redirects(fake_store):
     assert error.kind is ErrorKind.REDIRECT_REFUSED
     assert "more than 5 redirects" in error.message
     assert fake_store.counts()[ASIN] == 6  # the first request and five hops, not one more
+
+
+def test_a_malformed_redirect_location_is_refused():
+    with loopback(reply(302, b"", Location="http://[::1/dp/B0TESTFE01")) as server:
+        error = fetch_error(server.url + "/dp/" + ASIN)
+    assert error.kind is ErrorKind.REDIRECT_REFUSED
+
+
+def test_the_body_of_a_refused_redirect_is_never_read():
+    def endless_redirect(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(302)
+        handler.send_header("Location", "http://evil.example/")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        chunk = b"x" * 65536
+        try:
+            while True:
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        except OSError:
+            return
+
+    with loopback(endless_redirect) as server:
+        error = fetch_error(server.url + "/dp/" + ASIN)
+    # Not a timeout or an oversized body: refused as soon as the headers arrived.
+    assert error.kind is ErrorKind.REDIRECT_REFUSED
 
 
 ORIGIN = ("http", "127.0.0.1", 8001)

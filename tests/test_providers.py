@@ -12,7 +12,6 @@ from scraping.inputs import InvalidProductReference
 from scraping.providers import Provider, UnknownProvider, get_provider, providers, register, unregister
 from scraping.providers.amazon import AmazonProvider
 from scraping.results import Availability, ErrorKind, ScrapeResult, ScrapeStatus
-from tests.fakestore_fixtures import fake_store_fixture  # noqa: F401
 
 ASIN = "B0TESTPR01"
 
