@@ -9,6 +9,7 @@ ORM broker, console email, DEBUG on); production sets ``DEBUG=0`` and then must 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import secrets
 from datetime import timedelta
@@ -240,7 +241,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "pricetracker.schema.AutoSchema",
     "EXCEPTION_HANDLER": "pricetracker.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "register": env_str("THROTTLE_REGISTER", "10/hour"),
@@ -297,6 +298,9 @@ SCRAPE_DEFAULT_INTERVAL_MINUTES = env_int("SCRAPE_DEFAULT_INTERVAL_MINUTES", 360
 SCRAPE_RATE_PER_MINUTE = env_int("SCRAPE_RATE_PER_MINUTE", 20, minimum=1)
 SCRAPE_CONNECT_TIMEOUT_SECONDS = env_int("SCRAPE_CONNECT_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
 SCRAPE_READ_TIMEOUT_SECONDS = env_int("SCRAPE_READ_TIMEOUT_SECONDS", 20, minimum=1, maximum=300)
+# Wall-clock cap on one fetch (headers + body), so a slow-drip server cannot hold a worker;
+# must stay below Q_TIMEOUT.
+SCRAPE_TOTAL_TIMEOUT_SECONDS = env_int("SCRAPE_TOTAL_TIMEOUT_SECONDS", 40, minimum=2, maximum=600)
 SCRAPE_MAX_BYTES = env_int("SCRAPE_MAX_BYTES", 8 * 1024 * 1024, minimum=64 * 1024)
 USER_MAX_TRACKERS = env_int("USER_MAX_TRACKERS", 100, minimum=0)
 USER_MANUAL_SCRAPES_PER_HOUR = env_int("USER_MANUAL_SCRAPES_PER_HOUR", 10, minimum=0)
@@ -356,3 +360,22 @@ LOGGING = {
         "django-q": {"level": "WARNING"},
     },
 }
+
+# --- Operations: health and metrics (pricetracker/health.py, pricetracker/metrics.py) ------
+
+# Without a django-q2 cluster heartbeat (or a finished dispatcher run) for this long, /api/health/
+# answers 503 when the cluster is required; only "degraded" otherwise (a laptop running just web).
+HEALTH_REQUIRE_CLUSTER = env_bool("HEALTH_REQUIRE_CLUSTER", not DEBUG)
+HEALTH_CLUSTER_MAX_SILENCE_MINUTES = env_int("HEALTH_CLUSTER_MAX_SILENCE_MINUTES", 5, minimum=1, maximum=1440)
+# /metrics answers a bearer token (constant-time compare) or a client in these networks.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+if METRICS_TOKEN is not None and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters long.")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_network!r} is not an IP network.") from None
+# Outermost, so the latency histogram covers the whole middleware stack.
+MIDDLEWARE.insert(0, "pricetracker.metrics.RequestLatencyMiddleware")

@@ -108,6 +108,6 @@ def test_a_real_cluster_fetches_every_product_once_per_interval(fake_store, tmp_
         assert "database is locked" not in output
         assert "Traceback" not in output, output[-3000:]
     if cluster_count == 2:
-        # Both clusters did work (their workers share the Redis queue).
-        assert len(set(Task.objects.values_list("cluster", flat=True))) == 2
+        # Both clusters did work: more distinct worker processes than one cluster has.
+        assert len(set(runs.values_list("worker", flat=True))) > 4
     assert Store.objects.get().breaker_state == Store.BreakerState.CLOSED

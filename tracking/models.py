@@ -165,6 +165,8 @@ class ScrapeRun(models.Model):
     duration_ms = models.PositiveIntegerField(default=0)
     rule = models.CharField(max_length=100, blank=True, default="")
     availability = models.CharField(max_length=16, blank=True, default="")
+    # host:pid of the worker process that executed the run (forensics across several hosts).
+    worker = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=False)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
