@@ -10,6 +10,8 @@ from notifications.models import Notification
 class NotificationSerializer(serializers.ModelSerializer):
     asin = serializers.CharField(source="product.asin", read_only=True)
     title = serializers.CharField(source="product.title", read_only=True)
+    # Blank until the first send attempt resolves the address, so not an "email" in the schema.
+    to_email = serializers.CharField(read_only=True, help_text="Where the alert went; blank before the first attempt.")
 
     class Meta:
         model = Notification

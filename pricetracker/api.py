@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.pagination import PageNumberPagination
@@ -24,10 +26,44 @@ logger = logging.getLogger("pricetracker.api")
 
 
 class Pagination(PageNumberPagination):
-    """Page-number pagination; clients may ask for up to 200 items a page."""
+    """Page-number pagination; clients may ask for up to 200 items a page.
+
+    A ``page_size`` that is not a whole number from 1 is a 400 (DRF would silently use the
+    default, so a client's typo would go unnoticed); one above the maximum is capped.
+    """
 
     page_size_query_param = "page_size"
     max_page_size = 200
+
+    def get_page_size(self, request: Any) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        try:
+            size = int(raw)
+        except ValueError:
+            size = 0
+        if size < 1:
+            raise exceptions.ValidationError(
+                {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}
+            )
+        return min(size, self.max_page_size)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"]["minimum"] = 1
+                parameter["description"] = f"Items per page (default {self.page_size}, at most {self.max_page_size})."
+            elif parameter["name"] == self.page_query_param:
+                parameter["schema"]["minimum"] = 1
+        return parameters
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "too_large"
 
 
 class ApplicationError(exceptions.APIException):
@@ -84,6 +120,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        # Raised by Django when DRF reads a body over DATA_UPLOAD_MAX_MEMORY_SIZE; Django alone
+        # would answer 400, but DRF hands it here first, where it was an "unexpected" 500.
+        exc = PayloadTooLarge(f"The request body is too large (at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes).")
+    elif isinstance(exc, SuspiciousOperation):
+        exc = exceptions.ParseError("Malformed request.")
 
     response = drf_exception_handler(exc, context)
     if response is None:

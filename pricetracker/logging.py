@@ -21,6 +21,11 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key, value in vars(record).items():
+            if key == "request":
+                # Django passes the request object; its str() includes the query string, which can
+                # carry one-time tokens (email confirmation links). Method and path only.
+                payload["request"] = f"{getattr(value, 'method', '')} {getattr(value, 'path', '')}".strip()
+                continue
             if key not in _STANDARD and not key.startswith("_"):
                 payload[key] = value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
         if record.exc_info:

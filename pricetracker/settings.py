@@ -238,7 +238,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "pricetracker.api.Pagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["pricetracker.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "pricetracker.schema.AutoSchema",
@@ -251,6 +251,10 @@ REST_FRAMEWORK = {
         "test_email": env_str("THROTTLE_TEST_EMAIL", "5/hour"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Throttles identify clients by address. DRF's default (None) takes a client-sent
+    # X-Forwarded-For as the address, so a forged header per request escaped every throttle.
+    # 0: REMOTE_ADDR; behind N reverse proxies that append to X-Forwarded-For, set N.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0, maximum=10),
 }
 
 

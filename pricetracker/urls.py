@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from pricetracker.api import json_error_view
 from pricetracker.health import HealthView
+from pricetracker.metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -13,10 +14,13 @@ urlpatterns = [
     path("api/", include("tracking.urls")),
     path("api/", include("notifications.urls")),
     path("api/health/", HealthView.as_view(), name="health"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
 
 # JSON instead of HTML error pages: clients of this API never see a Django debug or HTML page.
+handler400 = json_error_view(400, "Bad request.", "bad_request")
+handler403 = json_error_view(403, "Forbidden.", "forbidden")
 handler404 = json_error_view(404, "Not found.", "not_found")
 handler500 = json_error_view(500, "Internal server error. The error was logged.", "server_error")

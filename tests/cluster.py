@@ -57,7 +57,7 @@ class Cluster:
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self._log = log
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+            qcluster_command(self.env),
             cwd=ROOT,
             env=self.env,
             stdout=log,
@@ -112,3 +112,153 @@ def wait_until(predicate, *, timeout: float, interval: float = 1.0, message: str
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}")
+
+
+# --- Additions for the reliability tests (tests/test_reliability_*.py) -------------------------
+
+# Test-only lease overrides, applied inside a qcluster subprocess before it forks its workers:
+# ``{environment variable: (module, attribute)}``. Q_TIMEOUT shortens the run lease through the
+# settings; these two are module constants, and waiting minutes for them is not worth a test.
+TEST_LEASE_OVERRIDES: dict[str, tuple[str, str]] = {
+    "TEST_CLAIM_LEASE_SECONDS": ("tracking.services", "CLAIM_LEASE"),
+    "TEST_SEND_LEASE_SECONDS": ("notifications.services", "SEND_LEASE"),
+}
+
+
+def qcluster_command(env: dict[str, str]) -> list[str]:
+    """``manage.py qcluster``, or this module's bootstrap when the env asks for test leases."""
+    if any(name in env for name in TEST_LEASE_OVERRIDES):
+        return [sys.executable, "-m", "tests.cluster"]
+    return [sys.executable, str(ROOT / "manage.py"), "qcluster"]
+
+
+def _run_qcluster_with_test_leases() -> None:
+    """``python -m tests.cluster``: apply TEST_LEASE_OVERRIDES, then run ``qcluster`` as manage.py
+    would. Workers are forked from this process, so they inherit the patched constants."""
+    import importlib
+    from datetime import timedelta
+
+    import django
+    from django.core.management import call_command
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pricetracker.settings")
+    django.setup()
+    for name, (module, attribute) in TEST_LEASE_OVERRIDES.items():
+        if name in os.environ:
+            setattr(importlib.import_module(module), attribute, timedelta(seconds=int(os.environ[name])))
+    call_command("qcluster")
+
+
+def cluster_stat(cluster: Cluster):
+    """The django-q2 ``Stat`` this cluster publishes (every guard cycle, through the broker's
+    cache or Redis), or None before it has published one. ``.workers`` lists the worker pids."""
+    from django_q.status import Stat
+
+    assert cluster.proc is not None
+    for stat in Stat.get_all():
+        if stat.pid == cluster.proc.pid:
+            return stat
+    return None
+
+
+def worker_pids(cluster: Cluster, *, count: int, timeout: float = 60) -> list[int]:
+    """The pids of the cluster's ``count`` workers, once it reports them all alive."""
+    found: list[int] = []
+
+    def ready() -> bool:
+        nonlocal found
+        stat = cluster_stat(cluster)
+        found = [pid for pid in (stat.workers if stat else []) if Path(f"/proc/{pid}").exists()]
+        return len(found) == count
+
+    wait_until(ready, timeout=timeout, interval=0.5, message=f"{count} workers of the cluster")
+    return found
+
+
+def peak_rss_kib(pid: int) -> int:
+    """A process's peak resident set size (``VmHWM`` in /proc/<pid>/status), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmHWM for pid {pid}")
+
+
+def pids_connected_to(port: int, pids: list[int]) -> set[int]:
+    """Which of ``pids`` hold an established TCP connection to 127.0.0.1:``port`` (a worker in
+    the middle of a fetch from the fake store). Reads /proc: no psutil needed."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with suppress(FileNotFoundError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                if remote_port == port and fields[3] == "01":  # 01 = ESTABLISHED
+                    inodes.add(fields[9])
+    holders: set[int] = set()
+    for pid in pids:
+        with suppress(FileNotFoundError, ProcessLookupError, PermissionError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with suppress(FileNotFoundError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:[") and target[8:-1] in inodes:
+                        holders.add(pid)
+    return holders
+
+
+def run_periodic_jobs() -> dict[str, str]:
+    """Run every job of ``pricetracker.schedules`` once, here, as the cluster's scheduler does
+    every minute. Tests call it every few seconds instead of waiting for the next minute."""
+    import pydoc
+
+    from pricetracker.schedules import SCHEDULES
+
+    return {spec.name: str(pydoc.locate(spec.func)()) for spec in SCHEDULES}
+
+
+def purge_broker() -> None:
+    """Empty the task queue (ORM rows or the Redis list) so no earlier test's task leaks in."""
+    from django_q.brokers import get_broker
+
+    get_broker().purge_queue()
+
+
+def seed_tracked_products(*, count: int, users: list, prefix: str, crossing_every: int = 0) -> list:
+    """``count`` products, due now, each tracked by one of ``users`` in turn (60-minute interval).
+
+    Every ``crossing_every``-th tracker gets a target just above the price the fake store serves
+    for its product (``default_price``), so the product's first scrape is a crossing; the others
+    target 1.00 and never alert. Bulk inserts, so no initial scrape is enqueued: the test decides
+    when the burst starts (``services.dispatch_due_products()``).
+    """
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from scraping.fakestore import default_price
+    from scraping.models import get_store
+    from tracking.models import Product, TrackingConfig
+
+    assert len(prefix) + len(str(count - 1)) <= 10, "ASINs have 10 characters"
+    digits = 10 - len(prefix)
+    store = get_store("amazon.com")
+    now = timezone.now()
+    products = Product.objects.bulk_create(
+        Product(store=store, asin=f"{prefix}{i:0{digits}d}", interval_minutes=60, next_scrape_at=now)
+        for i in range(count)
+    )
+    TrackingConfig.objects.bulk_create(
+        TrackingConfig(
+            user=users[i % len(users)],
+            product=product,
+            target_price=default_price(product.asin) + 1
+            if crossing_every and i % crossing_every == 0
+            else Decimal("1.00"),
+            interval_minutes=60,
+        )
+        for i, product in enumerate(products)
+    )
+    return products
+
+
+if __name__ == "__main__":
+    _run_qcluster_with_test_leases()

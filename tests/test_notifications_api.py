@@ -184,4 +184,4 @@ def test_the_schema_documents_the_notification_endpoints(alice_client, api_clien
 
     assert "/api/notifications/" in schema["paths"]
     assert "/api/notifications/{id}/" in schema["paths"]
-    assert set(schema["paths"]["/api/notifications/test/"]["post"]["responses"]) == {"200", "400", "429", "502"}
+    assert set(schema["paths"]["/api/notifications/test/"]["post"]["responses"]) == {"200", "400", "401", "429", "502"}

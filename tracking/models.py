@@ -227,6 +227,9 @@ class PricePoint(models.Model):
         indexes = [
             # History and stats: one product's points in a time window, in time order.
             models.Index(fields=["product", "observed_at"], name="price_history_product_idx"),
+            # Stats: the all-time low (WHERE product_id = ? ORDER BY price, observed_at LIMIT 1) is
+            # one index probe instead of a sort of the product's whole history on every request.
+            models.Index(fields=["product", "price", "observed_at"], name="price_history_low_idx"),
         ]
 
     def __str__(self) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from scraping.inputs import canonical_url
@@ -11,6 +13,54 @@ from tracking.models import PricePoint, Product, ScrapeRun, TrackingConfig
 
 MAX_PRICE = Decimal("9999999999.99")
 MAX_INTERVAL_MINUTES = 60 * 24 * 30  # a month
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+# Request fields take JSON's own types. DRF would also take 0/1/"yes" for a boolean and "360" or
+# 360.0 for an integer, which the schema does not allow and clients should not rely on.
+
+
+class JSONBooleanField(serializers.BooleanField):
+    """``true`` or ``false``, nothing else."""
+
+    def to_internal_value(self, data: object) -> bool:
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
+        raise AssertionError  # unreachable: fail() raises
+
+
+class JSONIntegerField(serializers.IntegerField):
+    """A JSON integer (not a string, a float or a boolean)."""
+
+    def to_internal_value(self, data: object) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "format": "decimal", "pattern": r"^\d{1,10}(?:\.\d{1,2})?$"},
+            {"type": "number", "minimum": 0.01, "maximum": 9999999999.99},
+        ],
+        "description": "A price in the product's currency, as a decimal string (or a JSON number).",
+    }
+)
+class PriceField(serializers.DecimalField):
+    """A target price: a decimal string such as ``"19.99"`` (a JSON number is taken too).
+
+    Strings are plain decimals: DRF alone would also take ``" 1e1 "``.
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(max_digits=12, decimal_places=2, min_value=Decimal("0.01"), max_value=MAX_PRICE, **kwargs)  # type: ignore[arg-type]
+
+    def to_internal_value(self, data: object) -> Decimal:
+        if isinstance(data, bool) or (isinstance(data, str) and not _DECIMAL_TEXT.fullmatch(data)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class ProductSerializer(serializers.ModelSerializer):
@@ -73,11 +123,9 @@ class TrackerCreateSerializer(serializers.Serializer):
 
     url = serializers.CharField(required=False, allow_blank=False, max_length=2048, trim_whitespace=True)
     asin = serializers.CharField(required=False, allow_blank=False, max_length=64, trim_whitespace=True)
-    target_price = serializers.DecimalField(
-        max_digits=12, decimal_places=2, min_value=Decimal("0.01"), max_value=MAX_PRICE
-    )
-    interval_minutes = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INTERVAL_MINUTES)
-    enabled = serializers.BooleanField(required=False, default=True)
+    target_price = PriceField()
+    interval_minutes = JSONIntegerField(required=False, min_value=1, max_value=MAX_INTERVAL_MINUTES)
+    enabled = JSONBooleanField(required=False, default=True)
 
     def validate(self, attrs: dict) -> dict:
         if bool(attrs.get("url")) == bool(attrs.get("asin")):
@@ -89,11 +137,9 @@ class TrackerCreateSerializer(serializers.Serializer):
 class TrackerUpdateSerializer(serializers.Serializer):
     """``PATCH``: any of target_price, interval_minutes, enabled."""
 
-    target_price = serializers.DecimalField(
-        max_digits=12, decimal_places=2, min_value=Decimal("0.01"), max_value=MAX_PRICE, required=False
-    )
-    interval_minutes = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INTERVAL_MINUTES)
-    enabled = serializers.BooleanField(required=False)
+    target_price = PriceField(required=False)
+    interval_minutes = JSONIntegerField(required=False, min_value=1, max_value=MAX_INTERVAL_MINUTES)
+    enabled = JSONBooleanField(required=False)
 
     def validate(self, attrs: dict) -> dict:
         unknown = set(self.initial_data) - set(self.fields) if isinstance(self.initial_data, dict) else set()

@@ -6,9 +6,15 @@ business logic of its own. The flow is scrape -> record -> evaluate -> (hook) no
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import random
+import socket
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -41,6 +47,12 @@ from tracking.models import (
 
 logger = logging.getLogger("tracking")
 
+
+def worker_name() -> str:
+    """host:pid of this process (computed per call: django-q2 forks workers after import)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 DEFAULT_STORE = "amazon.com"
 # A claimed product is not due again until its claim expires. Long enough to cover the queue
 # wait of a busy cluster; short enough that a task lost by the Redis broker is retried soon.
@@ -48,7 +60,8 @@ CLAIM_LEASE = timedelta(minutes=10)
 # A run still RUNNING this long after it started is closed as worker_lost by the sweep. Covers
 # the django-q2 task timeout (after which the worker is killed anyway) plus a margin.
 RUN_LEASE_MARGIN = timedelta(seconds=30)
-# How long a task may wait for a free request slot before it hands the product back.
+# How long a task may wait for a free request slot before it hands the product back (also
+# bounded by what the django-q2 timeout leaves after the fetch itself, see max_slot_wait()).
 MAX_SLOT_WAIT_SECONDS = 45.0
 SLOT_POLL_SECONDS = 0.5
 # Products the dispatcher may claim in one tick, across stores (the global budget).
@@ -119,6 +132,9 @@ def _validate_interval(store: Store, interval_minutes: int) -> None:
         )
 
 
+# Atomic: a refusal (interval, limit, duplicate) must not leave behind the Product row created
+# for the reference, or a client could grow the products table with 4xx responses.
+@transaction.atomic
 def tracker_create(
     *,
     user: User,
@@ -262,25 +278,89 @@ def product_claim(*, product_id: int, now: datetime | None = None) -> uuid.UUID 
     return token if claimed else None
 
 
+@dataclass(frozen=True, slots=True)
+class _ScrapeTask:
+    product_id: int
+    claim_token: uuid.UUID
+    trigger: str
+    requested_by_id: int | None
+
+
+# The scrapes enqueued inside `_enqueued_together()` in this thread; None outside such a block.
+_batch = threading.local()
+
+
 def enqueue_scrape(
     *, product_id: int, claim_token: uuid.UUID, trigger: str, requested_by_id: int | None = None
 ) -> None:
     """Enqueue the scrape task once the current transaction commits (ids only)."""
+    task = _ScrapeTask(product_id, claim_token, str(trigger), requested_by_id)
+    batch: list[_ScrapeTask] | None = getattr(_batch, "tasks", None)
+    if batch is not None:
+        batch.append(task)
+    else:
+        transaction.on_commit(lambda: _send_scrapes([task]))
 
-    def send() -> None:
-        from django_q.tasks import async_task
 
+@contextlib.contextmanager
+def _enqueued_together() -> Iterator[None]:
+    """Send the scrapes enqueued in this block together, in one on_commit callback."""
+    tasks: list[_ScrapeTask] = []
+    _batch.tasks = tasks
+    try:
+        yield
+    finally:
+        _batch.tasks = None
+    if tasks:
+        transaction.on_commit(lambda: _send_scrapes(tasks))
+
+
+def _send_scrapes(tasks: list[_ScrapeTask]) -> None:
+    from django_q.brokers import get_broker
+    from django_q.brokers.orm import ORM
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+    from django_q.tasks import async_task
+
+    # Left to itself, async_task opens a new broker per task (a Redis connection pool; with the
+    # ORM broker and CONN_MAX_AGE=0, a new database connection) and the ORM broker commits one
+    # OrmQ row per transaction: a 1,000-claim tick spent 3.6 s enqueueing on SQLite (BENCHMARKS.md).
+    # So one broker for the batch; for the ORM broker, async_task still builds and signs every
+    # package (and sends pre_enqueue) but hands it to a collector, and the rows go in one INSERT.
+    broker = get_broker()
+    orm = isinstance(broker, ORM)
+    target = _PackageCollector(broker.list_key) if orm else broker
+    for task in tasks:
         async_task(
             "tracking.tasks.scrape_product",
-            product_id,
-            str(claim_token),
-            str(trigger),
-            requested_by_id,
-            task_name=f"scrape-{product_id}-{str(claim_token)[:8]}",
+            task.product_id,
+            str(task.claim_token),
+            task.trigger,
+            task.requested_by_id,
+            task_name=f"scrape-{task.product_id}-{str(task.claim_token)[:8]}",
             group="scrape",
+            broker=target,
         )
+    if orm and target.packages:
+        # What ORM.enqueue writes for one package, for all of them at once.
+        now = timezone.now()
+        rows = [OrmQ(key=target.list_key, payload=package, lock=now) for package in target.packages]
+        OrmQ.objects.using(Conf.ORM).bulk_create(rows)
 
-    transaction.on_commit(send)
+
+class _PackageCollector:
+    """Takes the ORM broker's place in ``async_task``: keeps the signed packages for one INSERT."""
+
+    def __init__(self, list_key: str | None) -> None:
+        from django_q.conf import Conf
+
+        # As ORM.enqueue: the key may be unset in some set-ups, but OrmQ.key is not null.
+        self.list_key = list_key or Conf.CLUSTER_NAME
+        self.packages: list[str] = []
+
+    def enqueue(self, package: str) -> int:
+        self.packages.append(package)
+        return len(self.packages)
 
 
 @dataclass
@@ -328,7 +408,7 @@ def dispatch_due_products(*, now: datetime | None = None, limit: int = DISPATCH_
             continue
         token = uuid.uuid4()
         ids = [pk for pk, _ in due]
-        with transaction.atomic():
+        with transaction.atomic(), _enqueued_together():
             Product.objects.filter(pk__in=ids, next_scrape_at__lte=now).filter(_claimable(now)).update(
                 claimed_until=now + CLAIM_LEASE, claim_token=token
             )
@@ -366,7 +446,12 @@ def product_scrape(
             run, created = ScrapeRun.objects.get_or_create(
                 product_id=product_id,
                 claim_token=claim_token,
-                defaults={"trigger": trigger, "requested_by_id": requested_by_id, "lease_until": now + lease},
+                defaults={
+                    "trigger": trigger,
+                    "requested_by_id": requested_by_id,
+                    "lease_until": now + lease,
+                    "worker": worker_name(),
+                },
             )
     except IntegrityError:
         created = False
@@ -390,8 +475,15 @@ def product_scrape(
     return run_finish(run=run, product=product, result=result)
 
 
+def max_slot_wait() -> float:
+    """Seconds a task may wait for a request slot: the task timeout minus the fetch deadline and a margin."""
+    timeout = float(settings.Q_CLUSTER["timeout"])  # type: ignore[arg-type]
+    spare = timeout - settings.SCRAPE_TOTAL_TIMEOUT_SECONDS - 15
+    return max(1.0, min(MAX_SLOT_WAIT_SECONDS, spare))
+
+
 def _wait_for_slot(*, store_id: int, run_id: int) -> policy.SlotReservation | None:
-    deadline = time.monotonic() + MAX_SLOT_WAIT_SECONDS
+    deadline = time.monotonic() + max_slot_wait()
     while True:
         remaining = deadline - time.monotonic()
         reservation = policy.reserve_request_slot(
@@ -598,3 +690,101 @@ def product_stats(*, product_id: int, since: datetime | None = None, until: date
         "from": since,
         "to": until,
     }
+
+
+# --- Bulk operations (manage.py import_trackers, manage.py rescrape_all) ---------------------
+
+
+def store_request_spacing(store: Store) -> timedelta:
+    """The gap between two requests at the store's rate: spreading bulk work by it keeps the
+    dispatcher (which claims at most a minute's budget per tick) at the store's pace."""
+    return timedelta(seconds=60 / store.requests_per_minute)
+
+
+def spread_slot(*, now: datetime, index: int, spacing: timedelta) -> datetime:
+    """When the ``index``-th item of a bulk operation becomes due: its own slot, at a random
+    point within it, so items never line up on exact second boundaries."""
+    return now + spacing * (index + random.random())  # noqa: S311 - jitter, not security
+
+
+def tracker_import(
+    *,
+    user: User,
+    reference: str,
+    target_price: Decimal,
+    interval_minutes: int | None = None,
+    first_fetch_at: datetime,
+) -> tuple[TrackingConfig, bool]:
+    """Start tracking a product like :func:`tracker_create`, for bulk imports.
+
+    The difference: a product nobody has scheduled yet is not fetched right away but becomes
+    due at ``first_fetch_at`` (the caller spreads these), so importing a thousand rows does not
+    queue a thousand requests at once. Same validation, limits and errors as tracker_create
+    (ValidationError, ApplicationError ``duplicate_tracker`` / ``tracker_limit``); on an error
+    nothing is left behind. Returns the tracker and whether ``first_fetch_at`` was used.
+
+    Built from the existing services so the rules stay in one place: the tracker is created
+    disabled (which never fetches), the new product gets its first-fetch time, and enabling the
+    tracker applies the limit and recomputes the product's schedule.
+    """
+    with transaction.atomic():
+        tracker = tracker_create(
+            user=user, reference=reference, target_price=target_price, interval_minutes=interval_minutes, enabled=False
+        )
+        product = Product.objects.get(pk=tracker.product_id)
+        spread = product.last_scraped_at is None and product.next_scrape_at is None
+        if spread:
+            Product.objects.filter(pk=product.pk, next_scrape_at__isnull=True).update(next_scrape_at=first_fetch_at)
+        tracker_update(tracker=tracker, enabled=True)
+        if product.last_scraped_at is not None:
+            # Already observed for another user: a price below target alerts now, as on create.
+            tracker_evaluate_current(tracker=tracker)
+    return tracker, spread
+
+
+@dataclass
+class RescrapeReport:
+    """What :func:`products_rescrape_all` did."""
+
+    total: int = 0
+    scheduled: int = 0
+    in_flight: int = 0
+    window: timedelta = field(default_factory=timedelta)
+
+
+RESCRAPE_BATCH = 500
+
+
+def products_rescrape_all(
+    *,
+    store: Store,
+    now: datetime | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> RescrapeReport:
+    """Make every tracked product of ``store`` due again, spread over the store's rate.
+
+    Product *i* (in id order) becomes due in its own request slot (:func:`spread_slot`), so the
+    dispatcher picks them up politely instead of all at once. Failure backoff is cleared (an
+    operator asked for a fresh check). Products with a live claim are being scraped right now
+    and are left alone (conditional UPDATE). ``on_progress(done, total)`` is called after each
+    batch; each batch is its own short transaction, so workers are never locked out for long.
+    """
+    now = now or timezone.now()
+    spacing = store_request_spacing(store)
+    enabled_tracker = TrackingConfig.objects.filter(product=OuterRef("pk"), enabled=True)
+    ids = list(
+        Product.objects.filter(store=store).filter(Exists(enabled_tracker)).order_by("pk").values_list("pk", flat=True)
+    )
+    report = RescrapeReport(total=len(ids), window=spacing * len(ids))
+    for start in range(0, len(ids), RESCRAPE_BATCH):
+        batch = ids[start : start + RESCRAPE_BATCH]
+        with transaction.atomic():
+            for index, pk in enumerate(batch, start=start):
+                due = spread_slot(now=now, index=index, spacing=spacing)
+                if Product.objects.filter(pk=pk).filter(_claimable(now)).update(next_scrape_at=due, backoff_until=None):
+                    report.scheduled += 1
+                else:
+                    report.in_flight += 1
+        if on_progress is not None:
+            on_progress(start + len(batch), len(ids))
+    return report

@@ -9,13 +9,15 @@ import csv
 from collections.abc import Iterator
 from datetime import datetime, time
 
+from django import forms
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django_filters import rest_framework as filters
+from django_filters.widgets import BooleanWidget
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -34,6 +36,8 @@ from tracking.serializers import (
     TrackerSerializer,
     TrackerUpdateSerializer,
 )
+
+TRACKER_LIMIT = OpenApiResponse(description="Your active tracker limit is reached (`code`: tracker_limit).")
 
 WINDOW_PARAMETERS = [
     OpenApiParameter("from", OpenApiTypes.DATETIME, description="Start of the window (ISO 8601 date or datetime)."),
@@ -75,6 +79,41 @@ def _window(request: Request) -> tuple[datetime | None, datetime | None]:
     return since, until
 
 
+class _RawBooleanWidget(BooleanWidget):
+    """BooleanWidget that hands an unrecognised value on (it would turn it into "no filter")."""
+
+    def value_from_datadict(self, data, files, name):  # type: ignore[no-untyped-def]
+        value = super().value_from_datadict(data, files, name)
+        raw = data.get(name)
+        return raw if value is None and raw else value
+
+
+class _StrictNullBooleanField(forms.NullBooleanField):
+    def to_python(self, value: object) -> bool | None:
+        if value is None or isinstance(value, bool):
+            return value
+        raise forms.ValidationError("Use true or false.", code="invalid")
+
+
+class StrictBooleanFilter(filters.BooleanFilter):
+    """``true``/``false`` (or 1/0); anything else is a 400, where django-filter would silently
+    ignore it (``?enabled=flase`` listing every tracker)."""
+
+    field_class = _StrictNullBooleanField
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("widget", _RawBooleanWidget)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class TrackerFilter(filters.FilterSet):
+    enabled = StrictBooleanFilter()
+
+    class Meta:
+        model = TrackingConfig
+        fields = ["enabled"]
+
+
 class TrackerViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -84,9 +123,17 @@ class TrackerViewSet(
     """The user's trackers. Create by URL or ASIN; PATCH target, interval or enabled."""
 
     serializer_class = TrackerSerializer
-    filterset_fields = ["enabled"]
+    filterset_class = TrackerFilter
     # For schema generation only; every request goes through get_queryset (owner-scoped).
     queryset = TrackingConfig.objects.none()
+
+    def finalize_response(self, request: Request, response: Response, *args: object, **kwargs: object) -> Response:
+        # Errors are JSON whatever format was asked for: a failed ``?format=csv`` download would
+        # otherwise get the error dict's Python repr labelled text/csv.
+        renderer = getattr(request, "accepted_renderer", None)
+        if getattr(response, "exception", False) and renderer is not None and not isinstance(renderer, JSONRenderer):
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def get_queryset(self) -> QuerySet[TrackingConfig]:
         if getattr(self, "swagger_fake_view", False):
@@ -97,7 +144,26 @@ class TrackerViewSet(
             .order_by("-created_at", "-pk")
         )
 
-    @extend_schema(request=TrackerCreateSerializer, responses={201: TrackerSerializer})
+    @extend_schema(
+        request=TrackerCreateSerializer,
+        examples=[
+            OpenApiExample(
+                "By URL",
+                value={"url": "https://www.amazon.com/dp/B07FNW9FGJ", "target_price": "25.00"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "By ASIN, checked every 6 hours",
+                value={"asin": "B0823MDHDJ", "target_price": "99.90", "interval_minutes": 360, "enabled": True},
+                request_only=True,
+            ),
+        ],
+        responses={
+            201: TrackerSerializer,
+            403: TRACKER_LIMIT,
+            409: OpenApiResponse(description="You already track this product; `tracker_id` names that tracker."),
+        },
+    )
     def create(self, request: Request) -> Response:
         data = TrackerCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -105,7 +171,7 @@ class TrackerViewSet(
         tracker = self.get_queryset().get(pk=tracker.pk)
         return Response(TrackerSerializer(tracker).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=TrackerUpdateSerializer, responses={200: TrackerSerializer})
+    @extend_schema(request=TrackerUpdateSerializer, responses={200: TrackerSerializer, 403: TRACKER_LIMIT})
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         tracker = self.get_object()
         data = TrackerUpdateSerializer(data=request.data)
@@ -116,7 +182,17 @@ class TrackerViewSet(
     def perform_destroy(self, instance: TrackingConfig) -> None:
         services.tracker_delete(tracker=instance)
 
-    @extend_schema(request=None, responses={202: ScrapeQueuedSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            202: ScrapeQueuedSerializer,
+            409: OpenApiResponse(description="A check of this product is already queued or running."),
+            429: OpenApiResponse(
+                description="Your manual scrape limit, or the store's minimum interval (`retry_after_seconds`)."
+            ),
+            503: OpenApiResponse(description="Scraping this store is paused (by an admin or its circuit breaker)."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def scrape(self, request: Request, pk: str | None = None) -> Response:
         """Ask for an immediate check (202). Refused with a reason by limits and store policy."""
@@ -131,9 +207,13 @@ class TrackerViewSet(
             *WINDOW_PARAMETERS,
             OpenApiParameter("format", str, enum=["json", "csv"], description="csv streams every point."),
         ],
-        responses={200: PricePointSerializer(many=True)},
+        responses={
+            (200, "application/json"): PricePointSerializer(many=True),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="With format=csv: every point."),
+        },
     )
-    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, CSVRenderer])
+    # No filter backends: the tracker list's ``enabled`` filter means nothing here.
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, CSVRenderer], filter_backends=[])
     def history(self, request: Request, pk: str | None = None, format: str | None = None) -> Response:
         """Price points of the tracked product, oldest first, filtered by ``from``/``to``."""
         tracker = self.get_object()

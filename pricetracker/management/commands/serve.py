@@ -2,6 +2,11 @@
 
 For a laptop or a single small host. Production runs the same two processes under a process
 manager instead: ``gunicorn pricetracker.wsgi`` and one or more ``manage.py qcluster``.
+
+``serve --demo`` runs an offline demo against a fake amazon.com, in a database of its own
+(see :mod:`pricetracker.demo`). With ``PROMETHEUS_MULTIPROC_DIR`` set, the directory is created
+and emptied before the web workers start, so ``/metrics`` adds up every worker's request
+latency (see :mod:`pricetracker.metrics`).
 """
 
 from __future__ import annotations
@@ -19,14 +24,20 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from pricetracker import demo
+
 # How long each child gets to stop on SIGTERM before it is killed.
 STOP_GRACE_SECONDS = 20
+# gunicorn's access log without query strings (%(U)s, not %(r)s): links such as email
+# confirmations carry one-time tokens there, and logs must never hold secrets.
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'
 
 
 class Command(BaseCommand):
     help = (
         "Migrate, register schedules, then run the web server (gunicorn) and a qcluster together. "
-        "Ctrl-C stops both. For production, run gunicorn and `manage.py qcluster` separately."
+        "Ctrl-C stops both. For production, run gunicorn and `manage.py qcluster` separately. "
+        "--demo: an offline demo with a fake amazon.com and its own database."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -34,12 +45,50 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000, help="Port to bind (default 8000).")
         parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes (default 2).")
         parser.add_argument("--no-cluster", action="store_true", help="Run only the web server.")
+        parser.add_argument(
+            "--demo",
+            action="store_true",
+            help="Offline demo: a fake amazon.com, demo trackers whose prices cross their targets, alert "
+            "emails on this console. Uses $DATA_DIR/demo.sqlite3 (reset on each start), never your data.",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         host = str(options["host"])
         port = int(options["port"])  # type: ignore[arg-type]
+        base = f"http://{host}:{port}"
+        if options["demo"] and os.environ.get(demo.DEMO_FLAG) != "1":
+            self._exec_demo(site_url=base)  # does not return
         env = dict(os.environ)
+        cluster = not options["no_cluster"]
+        fake_store = None
+        try:
+            if options["demo"]:
+                # Settings now point at the demo database (demo_environ); refuse anything else.
+                if Path(str(settings.DATABASES["default"]["NAME"])) != demo.demo_database(settings.DATA_DIR):
+                    raise CommandError("The demo must run on its own database; start it with `serve --demo`.")
+                fake_store = demo.start_fake_store()
+                env["AMAZON_BASE_URL"] = fake_store.base_url
+            self._prepare_database()
+            logins = demo.seed() if options["demo"] else None
+            self._prepare_metrics_dir()
+            web_workers = int(options["web_workers"])  # type: ignore[arg-type]
+            self._run(env, host=host, port=port, web_workers=web_workers, cluster=cluster, logins=logins)
+        finally:
+            if fake_store is not None:
+                fake_store.stop()
 
+    def _exec_demo(self, *, site_url: str) -> None:
+        """Replace this process by ``serve --demo`` running on the demo database (same pid)."""
+        database = demo.demo_database(settings.DATA_DIR)
+        demo.reset_demo_database(database)
+        self.stdout.write(f"Starting the offline demo on its own database, {database} (reset on each start)...")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        manage = str(Path(settings.BASE_DIR) / "manage.py")
+        env = demo.demo_environ(os.environ, database=database, site_url=site_url)
+        os.execve(sys.executable, [sys.executable, manage, *sys.argv[1:]], env)  # noqa: S606
+
+    def _prepare_database(self) -> None:
         self.stdout.write("Preparing the database (migrate, cache table, schedules)...")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("createcachetable", verbosity=0)
@@ -47,13 +96,31 @@ class Command(BaseCommand):
         if not settings.DEBUG:
             call_command("collectstatic", interactive=False, verbosity=0)
 
+    def _prepare_metrics_dir(self) -> None:
+        # Files left by a previous run's workers would be added to this run's figures.
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if directory:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            for stale in Path(directory).glob("*.db"):
+                stale.unlink(missing_ok=True)
+
+    def _start_children(
+        self,
+        children: list[tuple[str, subprocess.Popen[bytes]]],
+        env: dict[str, str],
+        *,
+        host: str,
+        port: int,
+        web_workers: int,
+        cluster: bool,
+    ) -> None:
         manage = str(Path(settings.BASE_DIR) / "manage.py")
-        children: list[tuple[str, subprocess.Popen[bytes]]] = []
         web_cmd = [
             sys.executable, "-m", "gunicorn", "pricetracker.wsgi:application",
             "--bind", f"{host}:{port}",
-            "--workers", str(options["web_workers"]),
+            "--workers", str(web_workers),
             "--access-logfile", "-",
+            "--access-logformat", ACCESS_LOG_FORMAT,
             "--graceful-timeout", "10",
             "--no-control-socket",  # several instances (tests, demo) on one host must not share it
         ]  # fmt: skip
@@ -61,33 +128,36 @@ class Command(BaseCommand):
         # then signals each child's main process. A SIGTERM to the whole process group can hang
         # qcluster (django-q2 issue 346, FINDINGS.md).
         children.append(("web", subprocess.Popen(web_cmd, env=env, start_new_session=True)))  # noqa: S603
-        if not options["no_cluster"]:
+        if cluster:
             cluster_cmd = [sys.executable, manage, "qcluster"]
             children.append(("cluster", subprocess.Popen(cluster_cmd, env=env, start_new_session=True)))  # noqa: S603
 
-        base = f"http://{host}:{port}"
-        self.stdout.write(
-            self.style.SUCCESS(f"\npricetracker is running (database: {settings.DATABASES['default']['ENGINE']}).")
-        )
-        self.stdout.write(f"  API:        {base}/api/")
-        self.stdout.write(f"  API docs:   {base}/api/docs/")
-        self.stdout.write(f"  Admin:      {base}/admin/")
-        self.stdout.write(f"  Health:     {base}/api/health/")
-        self.stdout.write(f"  Workers:    {settings.Q_WORKERS} (Q_WORKERS)" if not options["no_cluster"] else "")
-        self.stdout.write("  Create an admin user with: uv run python manage.py createsuperuser")
-        self.stdout.write("Press Ctrl-C to stop.\n")
-
+    def _run(
+        self,
+        env: dict[str, str],
+        *,
+        host: str,
+        port: int,
+        web_workers: int,
+        cluster: bool,
+        logins: demo.DemoLogins | None,
+    ) -> None:
+        """Start the children, then wait for Ctrl-C / SIGTERM or a child's exit; stop them all."""
         stopping = False
 
         def request_stop(signum: int, frame: FrameType | None) -> None:
             nonlocal stopping
             stopping = True
 
+        # Installed before the children start, so a Ctrl-C at any moment from here stops them.
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
-
+        children: list[tuple[str, subprocess.Popen[bytes]]] = []
         exit_code = 0
         try:
+            self._start_children(children, env, host=host, port=port, web_workers=web_workers, cluster=cluster)
+            base = f"http://{host}:{port}"
+            self._banner(base, cluster=cluster, logins=logins, fake_store_url=env.get("AMAZON_BASE_URL"))
             while not stopping:
                 for name, proc in children:
                     if proc.poll() is not None:
@@ -102,6 +172,34 @@ class Command(BaseCommand):
             self.stdout.write("Stopped.")
         if exit_code:
             raise CommandError(f"A child process failed (exit code {exit_code}).")
+
+    def _banner(self, base: str, *, cluster: bool, logins: demo.DemoLogins | None, fake_store_url: str | None) -> None:
+        title = "pricetracker demo" if logins else "pricetracker"
+        self.stdout.write(
+            self.style.SUCCESS(f"\n{title} is running (database: {settings.DATABASES['default']['ENGINE']}).")
+        )
+        self.stdout.write(f"  API:        {base}/api/")
+        self.stdout.write(f"  API docs:   {base}/api/docs/")
+        self.stdout.write(f"  Admin:      {base}/admin/")
+        self.stdout.write(f"  Health:     {base}/api/health/")
+        self.stdout.write(f"  Metrics:    {base}/metrics")
+        if cluster:
+            self.stdout.write(f"  Workers:    {settings.Q_WORKERS} (Q_WORKERS)")
+        if logins is None:
+            self.stdout.write("  Create an admin user with: uv run python manage.py createsuperuser")
+        else:
+            self.stdout.write(f"  Demo user:  {logins.user_email} / {logins.user_password}  (API login)")
+            self.stdout.write(f"  Admin user: {logins.admin_email} / {logins.admin_password}  (admin login)")
+            self.stdout.write(f"  Fake store: {fake_store_url}/dp/<ASIN>")
+            self.stdout.write(
+                f"  Get a token: curl -s -X POST {base}/api/auth/token/ -H 'Content-Type: application/json' "
+                f'-d \'{{"email": "{logins.user_email}", "password": "{logins.user_password}"}}\''
+            )
+            self.stdout.write(
+                f"  {len(demo.DEMO_PRODUCTS)} trackers; prices change every {demo.STEP_SECONDS} s and cross their "
+                "targets within a few minutes. Alert emails are printed here."
+            )
+        self.stdout.write("Press Ctrl-C to stop.\n")
 
 
 def _stop_all(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:

@@ -1,0 +1,102 @@
+"""The admin in a real headless Chromium: log in, filter the scrape runs, see the price chart.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` packages (``/usr/bin/chromium``,
+``/usr/bin/chromedriver``) and the ``selenium`` dev dependency; skipped without them. Nothing is
+downloaded: the driver path is given, so Selenium Manager never runs. The app is served by
+pytest-django's ``live_server`` on the loopback interface.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.tracking_factories import make_product, make_tracker, record, success
+from tracking.models import RunStatus, ScrapeRun
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+PASSWORD = "correct-horse-battery-9"
+WAIT_SECONDS = 10
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (uv sync --dev)")
+if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+    pytest.skip(
+        f"{CHROMIUM} or {CHROMEDRIVER} missing: apt-get install chromium chromium-driver", allow_module_level=True
+    )
+
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,1000",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(WAIT_SECONDS * 2)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for(driver: webdriver.Chrome, css: str):
+    return WebDriverWait(driver, WAIT_SECONDS).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css))
+    )
+
+
+def test_an_admin_logs_in_filters_blocked_runs_and_sees_the_price_chart(
+    live_server, browser, store, alice, django_user_model
+):
+    django_user_model.objects.create_superuser("root@example.com", PASSWORD)
+    charted = make_product(store, asin="B00BROWSER", title="Pour-over kettle")
+    make_tracker(alice, charted, target="15.00")  # below every price: no alert, one target line
+    for price in ("24.00", "22.50", "23.75"):
+        record(charted, success(price))
+    blocked = make_product(store, asin="B00BLOCKED", title="Blocked thing")
+    ScrapeRun.objects.create(
+        product=blocked, status=RunStatus.BLOCKED, error_kind="captcha", http_status=503, finished_at=charted.created_at
+    )
+
+    # Log in through the form, like a person.
+    browser.get(f"{live_server.url}/admin/login/?next=/admin/")
+    browser.find_element(By.NAME, "username").send_keys("root@example.com")
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    wait_for(browser, "#content-main .app-tracking")
+
+    # The run list, filtered to blocked runs.
+    browser.get(f"{live_server.url}/admin/tracking/scraperun/?status__exact=BLOCKED")
+    rows = [row.text for row in wait_for(browser, "#result_list").find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert len(rows) == 1
+    assert "B00BLOCKED" in rows[0]
+    assert "captcha" in rows[0]
+
+    # The product page draws its history: one vertex per observation, and the target line.
+    browser.get(f"{live_server.url}/admin/tracking/product/{charted.pk}/change/")
+    polyline = wait_for(browser, "svg.price-chart polyline")
+    assert len(polyline.get_attribute("points").split()) == 3
+    assert polyline.is_displayed()
+    targets = browser.find_elements(By.CSS_SELECTOR, "svg.price-chart line.target")
+    assert len(targets) == 1
+    assert "target 15.00 USD" in browser.find_element(By.CSS_SELECTOR, "svg.price-chart").text

@@ -1,0 +1,591 @@
+"""Admin for products, trackers, scrape runs and the price history.
+
+Runs and price points are audit records: read-only here. Product scheduling state belongs to the
+workers, so a product is read-only too and changes only through its actions ("Scrape now",
+"Reset backoff"), which call the same services the dispatcher and the API use. The two big
+tables (``scrape_runs``, ``price_history``, millions of rows) are listed without a full COUNT,
+sorted and filtered only on indexed columns, and never with facet counts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.paginator import Paginator
+from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+
+from scraping.inputs import canonical_url
+from scraping.models import Store
+from scraping.results import ErrorKind
+from tracking import policy, services
+from tracking.charts import TargetLine, price_history_svg
+from tracking.models import (
+    INTERNAL_ERROR,
+    WORKER_LOST,
+    PricePoint,
+    Product,
+    RunStatus,
+    ScrapeRun,
+    TrackingConfig,
+    Trigger,
+)
+
+# Rows a changelist of a big table counts at most. Counting 10,000 index entries takes
+# milliseconds; counting all of a million-row table on every page view does not.
+COUNT_CAP = 10_000
+RECENT_RUNS_ON_PRODUCT = 20
+# The chart reads at most this many of a product's latest observations (then downsamples them):
+# a year of checks every 30 minutes, without loading an unbounded history into memory.
+CHART_MAX_OBSERVATIONS = 20_000
+
+ERROR_KIND_CHOICES = [
+    *((kind.value, kind.value.replace("_", " ")) for kind in ErrorKind if kind.value),
+    (WORKER_LOST, "worker lost"),
+    (INTERNAL_ERROR, "internal error"),
+]
+
+
+class CappedCountPaginator(Paginator):
+    """A paginator whose count stops at :data:`COUNT_CAP`.
+
+    ``count`` is ``SELECT COUNT(*) FROM (SELECT ... LIMIT cap + 1)``: cheap on any table size,
+    exact below the cap. Above it, ``capped`` is true, the list pages through the first
+    ``cap`` rows (newest first) and the pagination line says "more than" (template
+    ``admin/tracking/pagination.html``); filters, search and dates narrow it down.
+    """
+
+    cap = COUNT_CAP
+
+    @cached_property
+    def _counted(self) -> int:
+        # order_by(): sorting rows only to count them is wasted work.
+        return self.object_list.order_by()[: self.cap + 1].count()
+
+    @cached_property
+    def count(self) -> int:
+        return min(self._counted, self.cap)
+
+    @property
+    def capped(self) -> bool:
+        """True when there are more rows than were counted."""
+        return self._counted > self.cap
+
+
+class BigTableAdmin(admin.ModelAdmin):
+    """Read-only admin for an append-only table of millions of rows."""
+
+    paginator = CappedCountPaginator
+    # The unfiltered total would be a full COUNT on every page view; facets a COUNT per choice.
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class ErrorKindFilter(admin.SimpleListFilter):
+    """Error kinds from a fixed list: the default filter would run SELECT DISTINCT over every run."""
+
+    title = "error kind"
+    parameter_name = "error_kind"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return ERROR_KIND_CHOICES
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            return queryset.filter(error_kind=self.value())
+        return queryset
+
+
+class LastStatusFilter(admin.SimpleListFilter):
+    """A product's last scrape status (a plain text column, so the choices are listed here)."""
+
+    title = "last status"
+    parameter_name = "last_scrape_status"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(status.value, status.label) for status in RunStatus if status != RunStatus.RUNNING]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            return queryset.filter(last_scrape_status=self.value())
+        return queryset
+
+
+class StoreFilter(admin.SimpleListFilter):
+    """Rows of one store's products.
+
+    A correlated EXISTS, checked row by row while the table is read newest-first from its
+    index. A JOIN or an IN list lets SQLite's planner walk the rows product by product and then
+    sort them all, which took from half a second to 20 s on a million runs.
+    """
+
+    title = "store"
+    parameter_name = "store"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(str(pk), code) for pk, code in Store.objects.order_by("code").values_list("pk", "code")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            of_store = Product.objects.filter(pk=OuterRef("product_id"), store_id=self.value())
+            return queryset.filter(Exists(of_store))
+        return queryset
+
+
+def _product_link(product: Product) -> SafeString:
+    url = reverse("admin:tracking_product_change", args=[product.pk])
+    return format_html('<a href="{}">{}</a>', url, str(product))
+
+
+# --- Scrape runs ----------------------------------------------------------------------------------
+
+
+@admin.register(ScrapeRun)
+class ScrapeRunAdmin(BigTableAdmin):
+    """Every scrape attempt, newest first: why did this product fail, is the store blocking us?"""
+
+    list_display = (
+        "started",
+        "product_label",
+        "status",
+        "error_kind",
+        "http_status",
+        "duration",
+        "size",
+        "trigger",
+        "rule",
+    )
+    list_display_links = ("started",)
+    list_filter = ("status", ErrorKindFilter, StoreFilter, "created_at")
+    # Products come in one extra query for the page (prefetch), not as a JOIN: with the join,
+    # SQLite's planner walks every run of every product and sorts them all (0.5-1.5 s on a
+    # million runs); alone, scrape_runs is read newest-first straight from its index.
+    list_select_related = False
+    # Exact ASIN (what an admin pastes); titles by substring.
+    search_fields = ("=product__asin", "product__title")
+    search_help_text = "Exact ASIN, or part of the product title."
+    date_hierarchy = "created_at"
+    # Served by the (status, -created_at) and (-created_at) indexes; "-pk" breaks ties.
+    ordering = ("-created_at", "-pk")
+    # Sorting a million rows on an unindexed column would be a full sort per page view.
+    sortable_by = ("started",)
+    fieldsets = (
+        (None, {"fields": ("product_link", "status", "error_kind", "message", "http_status", "rule")}),
+        ("Result", {"fields": ("availability", "price_point_link", "bytes_received", "duration_ms")}),
+        ("Request", {"fields": ("trigger", "requested_by", "worker", "created_at", "started_at", "finished_at")}),
+        (
+            "Internals",
+            {
+                "classes": ("collapse",),
+                "description": "The dispatch claim this run executed and the lease after which a "
+                "RUNNING run is presumed lost and closed as worker_lost.",
+                "fields": ("claim_token", "lease_until"),
+            },
+        ),
+    )
+    readonly_fields = ("product_link", "price_point_link")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ScrapeRun]:
+        return super().get_queryset(request).prefetch_related("product")
+
+    @admin.display(description="started", ordering="created_at")
+    def started(self, run: ScrapeRun) -> datetime:
+        return run.created_at
+
+    @admin.display(description="product")
+    def product_label(self, run: ScrapeRun) -> SafeString:
+        return _product_link(run.product)
+
+    @admin.display(description="product")
+    def product_link(self, run: ScrapeRun) -> SafeString:
+        return _product_link(run.product)
+
+    @admin.display(description="price point")
+    def price_point_link(self, run: ScrapeRun) -> str:
+        point = PricePoint.objects.filter(run=run).only("pk", "price", "currency").first()
+        if point is None:
+            return "-"
+        url = reverse("admin:tracking_pricepoint_change", args=[point.pk])
+        return format_html('<a href="{}">{} {}</a>', url, point.price, point.currency)
+
+    @admin.display(description="duration", ordering="duration_ms")
+    def duration(self, run: ScrapeRun) -> str:
+        return f"{run.duration_ms:,} ms"
+
+    @admin.display(description="bytes", ordering="bytes_received")
+    def size(self, run: ScrapeRun) -> str:
+        return filesizeformat(run.bytes_received) if run.bytes_received else "-"
+
+
+# --- Price history ---------------------------------------------------------------------------------
+
+
+@admin.register(PricePoint)
+class PricePointAdmin(BigTableAdmin):
+    """The append-only price history, newest first."""
+
+    list_display = ("observed_at", "product_label", "price", "currency", "availability")
+    list_display_links = ("observed_at",)
+    list_filter = (StoreFilter,)
+    list_select_related = False  # products are prefetched, as for scrape runs
+    search_fields = ("=product__asin", "product__title")
+    search_help_text = "Exact ASIN, or part of the product title."
+    # Rows are appended in time order, so the primary key orders them like observed_at does,
+    # without an index of its own (price_history is indexed by product, then time).
+    ordering = ("-pk",)
+    sortable_by = ()
+    fields = ("product_link", "price", "currency", "list_price", "availability", "observed_at", "run_link")
+    readonly_fields = ("product_link", "run_link")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PricePoint]:
+        return super().get_queryset(request).prefetch_related("product")
+
+    @admin.display(description="product")
+    def product_label(self, point: PricePoint) -> SafeString:
+        return _product_link(point.product)
+
+    @admin.display(description="product")
+    def product_link(self, point: PricePoint) -> SafeString:
+        return _product_link(point.product)
+
+    @admin.display(description="scrape run")
+    def run_link(self, point: PricePoint) -> SafeString:
+        url = reverse("admin:tracking_scraperun_change", args=[point.run_id])
+        return format_html('<a href="{}">run {}</a>', url, point.run_id)
+
+
+# --- Products ---------------------------------------------------------------------------------------
+
+
+class RecentRunsFormSet(BaseInlineFormSet):
+    """Only a product's latest runs: an hourly product gathers thousands a year."""
+
+    def get_queryset(self) -> QuerySet:
+        # Cached: the formset asks for its queryset several times, and a sliced queryset would
+        # otherwise run again each time.
+        if not hasattr(self, "_recent_runs"):
+            self._recent_runs = super().get_queryset()[:RECENT_RUNS_ON_PRODUCT]
+        return self._recent_runs
+
+
+class RecentRunInline(admin.TabularInline):
+    model = ScrapeRun
+    formset = RecentRunsFormSet
+    verbose_name_plural = f"Latest {RECENT_RUNS_ON_PRODUCT} scrape runs"
+    fields = ("created_at", "status", "error_kind", "http_status", "duration_ms", "trigger", "rule", "message")
+    readonly_fields = fields
+    ordering = ("-created_at", "-pk")
+    show_change_link = True
+    extra = 0
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class TrackerInline(admin.TabularInline):
+    """The product's trackers; each links to its own page, where it can be changed."""
+
+    model = TrackingConfig
+    fields = ("user", "target_price", "interval_minutes", "enabled", "armed", "last_alert_at")
+    readonly_fields = fields
+    ordering = ("target_price", "pk")
+    show_change_link = True
+    extra = 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TrackingConfig]:
+        return super().get_queryset(request).select_related("user")
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    """Products with their last observation, schedule and failure state; the price chart."""
+
+    list_display = (
+        "asin",
+        "title",
+        "price",
+        "availability",
+        "last_scrape_status",
+        "last_scraped_at",
+        "next_scrape_at",
+        "consecutive_failures",
+        "backoff_until",
+    )
+    list_filter = ("store", LastStatusFilter, "availability")
+    search_fields = ("=asin", "title")
+    search_help_text = "Exact ASIN, or part of the title."
+    ordering = ("asin", "pk")
+    actions = ("scrape_now", "reset_backoff")
+    inlines = (TrackerInline, RecentRunInline)
+    fieldsets = (
+        (None, {"fields": ("store", "asin", "amazon_link", "title", "created_at")}),
+        ("Price history", {"fields": ("price_history",)}),
+        (
+            "Last observation",
+            {"fields": ("current_price", "currency", "list_price", "availability", "last_success_at")},
+        ),
+        (
+            "Last attempt",
+            {"fields": ("last_scraped_at", "last_scrape_status", "last_error_kind", "last_rule")},
+        ),
+        (
+            "Schedule (kept by the workers)",
+            {
+                "description": "The interval is the smallest among the enabled trackers, never below the "
+                "store minimum. After failures the next check waits until the backoff ends; "
+                "“Reset backoff” on the product list makes it due now.",
+                "fields": (
+                    "interval_minutes",
+                    "next_scrape_at",
+                    "consecutive_failures",
+                    "backoff_until",
+                    "claimed_until",
+                    "claim_token",
+                ),
+            },
+        ),
+    )
+    readonly_fields = ("amazon_link", "price_history")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Products come from trackers (the API validates the ASIN or URL).
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # Runs and price history point at the product and are kept for good.
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # Permission on the list (obj None) lets the actions run; a product's own page is
+        # view-only because the workers own its scheduling state.
+        return obj is None and super().has_change_permission(request)
+
+    @admin.display(description="price", ordering="current_price")
+    def price(self, product: Product) -> str:
+        if product.current_price is None:
+            return "-"
+        return f"{product.current_price} {product.currency}".strip()
+
+    @admin.display(description="on amazon.com")
+    def amazon_link(self, product: Product) -> str:
+        try:
+            url = canonical_url(product.asin)
+        except ValueError:  # not a normalised ASIN: nothing safe to link to
+            return "-"
+        return format_html('<a href="{}" target="_blank" rel="noopener noreferrer">{}</a>', url, url)
+
+    @admin.display(description="price chart")
+    def price_history(self, product: Product) -> SafeString:
+        latest = list(
+            PricePoint.objects.filter(product=product)
+            .order_by("-observed_at")
+            .values_list("observed_at", "price", "currency")[:CHART_MAX_OBSERVATIONS]
+        )
+        latest.reverse()
+        targets = (
+            TrackingConfig.objects.filter(product=product, enabled=True)
+            .values("target_price")
+            .annotate(trackers=Count("pk"))
+            .order_by("target_price")
+        )
+        currency = latest[-1][2] if latest else product.currency
+        lines = [_target_line(row["target_price"], row["trackers"], currency) for row in targets]
+        svg = price_history_svg(
+            [(observed_at, price) for observed_at, price, _ in latest],
+            targets=lines,
+            currency=currency,
+            title=product.title or product.asin,
+        )
+        if len(latest) == CHART_MAX_OBSERVATIONS:
+            caption = f"The latest {len(latest):,} observations."
+        else:
+            caption = f"{len(latest):,} observation(s)."
+        caption += " Dashed lines: target prices of enabled trackers."
+        # The SVG escapes every text it contains (tracking.charts); the caption is escaped here.
+        return format_html('<div class="price-chart">{}</div><p class="help">{}</p>', mark_safe(svg), caption)
+
+    @admin.action(description="Scrape now (queue a check of the selected products)", permissions=["change"])
+    def scrape_now(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
+        """Claim and enqueue each selected product, like the dispatcher does, as a manual run.
+
+        The task still waits for the store's rate limiter. A product already claimed (queued or
+        running) is left alone; a store that is disabled or whose breaker is not closed is
+        skipped, as it is for users' manual scrapes.
+        """
+        queued = in_flight = 0
+        paused: dict[str, int] = {}
+        for product in queryset.select_related("store").only("pk", "store"):
+            store = product.store
+            if not store.enabled or not policy.breaker_allows_manual(store):
+                paused[store.code] = paused.get(store.code, 0) + 1
+                continue
+            token = services.product_claim(product_id=product.pk)
+            if token is None:
+                in_flight += 1
+                continue
+            services.enqueue_scrape(
+                product_id=product.pk, claim_token=token, trigger=Trigger.MANUAL, requested_by_id=request.user.pk
+            )
+            queued += 1
+        self.message_user(request, f"{queued} product(s) queued for scraping.", messages.SUCCESS)
+        if in_flight:
+            self.message_user(request, f"{in_flight} already queued or running, left alone.", messages.WARNING)
+        for code, skipped in paused.items():
+            self.message_user(
+                request,
+                f"{skipped} skipped: scraping {code} is paused (store disabled or circuit breaker not closed).",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Reset backoff (forget failures, check again now)", permissions=["change"])
+    def reset_backoff(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
+        """Clear the failure streak and backoff; products someone tracks become due now."""
+        now = timezone.now()
+        reset = queryset.update(consecutive_failures=0, backoff_until=None)
+        # A product nobody tracks keeps next_scrape_at null (never due), as the services keep it.
+        queryset.filter(next_scrape_at__isnull=False).update(next_scrape_at=now)
+        self.message_user(request, f"Backoff reset for {reset} product(s).", messages.SUCCESS)
+
+
+def _target_line(target: object, trackers: int, currency: str) -> TargetLine:
+    label = f"target {target} {currency}".strip()
+    if trackers > 1:
+        label += f" ({trackers} trackers)"
+    return TargetLine(price=target, label=label)  # type: ignore[arg-type]
+
+
+# --- Trackers -----------------------------------------------------------------------------------------
+
+
+class TrackerChangeForm(forms.ModelForm):
+    """Target, interval and enabled, checked like the API checks them (tracking.services)."""
+
+    class Meta:
+        model = TrackingConfig
+        fields = ("target_price", "interval_minutes", "enabled")
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        # self.instance still holds the stored values here (the form updates it after clean()).
+        tracker = self.instance
+        store = tracker.product.store
+        interval = cleaned.get("interval_minutes")
+        if interval is not None and interval < store.min_interval_minutes:
+            self.add_error(
+                "interval_minutes",
+                f"The minimum interval for {store.code} is {store.min_interval_minutes} minutes.",
+            )
+        if cleaned.get("enabled") and not tracker.enabled:
+            user = tracker.user
+            active = TrackingConfig.objects.filter(user=user, enabled=True).count()
+            if active >= user.max_trackers:
+                self.add_error(
+                    "enabled",
+                    f"{user.email} already has {active} active trackers, their limit. "
+                    "Raise the limit on the user first.",
+                )
+        return cleaned
+
+
+@admin.register(TrackingConfig)
+class TrackingConfigAdmin(admin.ModelAdmin):
+    """Users' trackers. Changes go through the tracker services, so the product's schedule follows.
+
+    Trackers are created through the API (which validates the product and the user's limits),
+    so there is no add form; user and product never change, so they are read-only.
+    """
+
+    form = TrackerChangeForm
+    list_display = (
+        "id",
+        "user",
+        "product_label",
+        "target_price",
+        "interval_minutes",
+        "enabled",
+        "armed",
+        "last_alert_at",
+    )
+    list_filter = ("enabled", "armed", "product__store")
+    list_select_related = ("user", "product")
+    search_fields = ("user__email", "=product__asin")
+    search_help_text = "User email (or part of it), or exact ASIN."
+    ordering = ("-created_at", "-pk")
+    fieldsets = (
+        (None, {"fields": ("user", "product_link", "target_price", "interval_minutes", "enabled")}),
+        (
+            "Alert state",
+            {
+                "description": "Armed: the next price at or below the target sends one alert and disarms "
+                "the tracker; a price above the target re-arms it.",
+                "fields": ("armed", "last_alert_at"),
+            },
+        ),
+        ("Dates", {"fields": ("created_at", "updated_at")}),
+    )
+    readonly_fields = ("user", "product_link", "armed", "last_alert_at", "created_at", "updated_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TrackingConfig]:
+        return super().get_queryset(request).select_related("user", "product__store")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="product", ordering="product__asin")
+    def product_label(self, tracker: TrackingConfig) -> SafeString:
+        return _product_link(tracker.product)
+
+    @admin.display(description="product")
+    def product_link(self, tracker: TrackingConfig) -> SafeString:
+        return _product_link(tracker.product)
+
+    def save_model(self, request: HttpRequest, obj: TrackingConfig, form: forms.ModelForm, change: bool) -> None:
+        # The service compares against the stored row, so give it a fresh one rather than the
+        # instance the form has already changed.
+        stored = TrackingConfig.objects.select_related("user", "product__store").get(pk=obj.pk)
+        services.tracker_update(
+            tracker=stored,
+            target_price=form.cleaned_data["target_price"],
+            interval_minutes=form.cleaned_data["interval_minutes"],
+            enabled=form.cleaned_data["enabled"],
+        )
+
+    def delete_model(self, request: HttpRequest, obj: TrackingConfig) -> None:
+        services.tracker_delete(tracker=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[TrackingConfig]) -> None:
+        for tracker in queryset:
+            services.tracker_delete(tracker=tracker)

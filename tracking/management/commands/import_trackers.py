@@ -1,0 +1,239 @@
+"""``manage.py import_trackers --user EMAIL FILE.csv``: create many trackers for one user.
+
+Runs anywhere the app is installed (it writes to the database; workers do the fetching). The
+CSV has one tracker per row: ``url_or_asin,target_price[,interval_minutes]``, with an optional
+header row naming those columns. Blank lines and lines starting with ``#`` are skipped. An
+empty target or interval takes ``--default-target`` / ``--interval``.
+
+Output:
+
+- stderr: each bad row as ``line N: <reason>`` (the import goes on), and a progress line
+  every ``--progress-every`` rows: ``progress: 200/1000 rows (20%)``.
+- stdout: a summary: rows read, created, duplicates (already tracked, also twice in the file),
+  invalid, over limit (the user's active-tracker limit), and over how many minutes the first
+  checks of new products were spread.
+
+New products are not fetched at once (that would queue every row's request together): each
+becomes due in its own request slot at the store's rate, with jitter (tracking.services
+``tracker_import`` and ``spread_slot``). Each row is its own transaction, so a long import never
+holds the database for long; ``--dry-run`` runs every row in one transaction and rolls it back.
+The exit status is 0 whenever the file could be read: read the summary for bad rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError
+
+from accounts.models import User
+from pricetracker.api import ApplicationError
+from scraping.models import Store, get_store
+from tracking import services
+
+HEADER_NAMES = frozenset({"url_or_asin", "url", "asin", "reference"})
+MAX_COLUMNS = 3
+# DecimalField(max_digits=12, decimal_places=2) on TrackingConfig.target_price.
+MAX_PRICE = Decimal("9999999999.99")
+
+
+class BadRow(Exception):
+    """A row that cannot become a tracker; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    line: int
+    reference: str
+    target_price: Decimal
+    interval_minutes: int | None
+
+
+def parse_price(text: str) -> Decimal:
+    """A positive amount with at most 2 decimals; a leading ``$`` is allowed."""
+    try:
+        value = Decimal(text.removeprefix("$").strip())
+    except InvalidOperation:
+        raise BadRow(f"target price {text!r} is not a number") from None
+    if not value.is_finite() or value <= 0:
+        raise BadRow(f"target price {text!r} must be greater than 0")
+    if int(value.as_tuple().exponent) < -2:
+        raise BadRow(f"target price {text!r} has more than 2 decimal places")
+    if value > MAX_PRICE:
+        raise BadRow(f"target price {text!r} is too large")
+    return value.quantize(Decimal("0.01"))
+
+
+def parse_interval(text: str) -> int:
+    """A whole number of minutes, at least 1 (the store's minimum is checked by the service)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadRow(f"interval {text!r} is not a whole number of minutes") from None
+    if value < 1:
+        raise BadRow(f"interval {text!r} must be at least 1 minute")
+    return value
+
+
+def parse_row(line: int, cells: list[str], *, default_target: Decimal | None, default_interval: int | None) -> Row:
+    """Turn one CSV record into a :class:`Row` or raise :class:`BadRow`."""
+    if len(cells) > MAX_COLUMNS:
+        raise BadRow(f"expected at most {MAX_COLUMNS} columns (url_or_asin,target_price,interval_minutes)")
+    reference, target, interval = [*cells, "", ""][:MAX_COLUMNS]
+    if not reference:
+        raise BadRow("the url_or_asin column is empty")
+    if target:
+        price = parse_price(target)
+    elif default_target is not None:
+        price = default_target
+    else:
+        raise BadRow("no target price (give one in the row or use --default-target)")
+    return Row(line, reference, price, parse_interval(interval) if interval else default_interval)
+
+
+def read_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """``(line number, cells)`` of every data record: blanks, comments and a header skipped."""
+    records: list[tuple[int, list[str]]] = []
+    # utf-8-sig: spreadsheets often save CSV with a byte-order mark.
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        for cells in reader:
+            cells = [cell.strip() for cell in cells]
+            if not any(cells) or cells[0].startswith("#"):
+                continue
+            if not records and cells[0].lower() in HEADER_NAMES:
+                continue
+            # line_num is where the record ends; a record rarely spans lines in this format.
+            records.append((reader.line_num, cells))
+    return records
+
+
+def describe(error: ValidationError) -> str:
+    """The messages of a DRF ValidationError as one line."""
+    detail = error.detail
+    if isinstance(detail, dict):
+        parts = [str(message) for messages in detail.values() for message in messages]  # type: ignore[union-attr]
+    elif isinstance(detail, list):
+        parts = [str(message) for message in detail]
+    else:
+        parts = [str(detail)]
+    return " ".join(parts)
+
+
+class Command(BaseCommand):
+    help = (
+        "Import trackers for one user from a CSV file (url_or_asin,target_price[,interval_minutes]). "
+        "Bad rows are reported with their line number and skipped; a summary follows. Run it on any host "
+        "with database access; the workers fetch the products, spread over the store's request rate."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", type=Path, help="CSV file: url_or_asin,target_price[,interval_minutes].")
+        parser.add_argument("--user", required=True, help="Email of the user who gets the trackers.")
+        parser.add_argument("--default-target", help="Target price for rows without one.")
+        parser.add_argument("--interval", type=int, help="Interval in minutes for rows without one.")
+        parser.add_argument("--dry-run", action="store_true", help="Check every row; save nothing.")
+        parser.add_argument("--progress-every", type=int, default=100, help="Progress line every N rows (100).")
+
+    def handle(self, *args: object, **options: object) -> None:
+        path: Path = options["file"]  # type: ignore[assignment]
+        try:
+            user = User.objects.get_by_natural_key(str(options["user"]))
+        except User.DoesNotExist:
+            raise CommandError(f"No user with email {options['user']!r}.") from None
+        try:
+            default_target = parse_price(str(options["default_target"])) if options["default_target"] else None
+            default_interval = parse_interval(str(options["interval"])) if options["interval"] is not None else None
+        except BadRow as exc:
+            raise CommandError(f"--default-target/--interval: {exc}") from None
+        try:
+            records = read_rows(path)
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise CommandError(f"Cannot read {path}: {exc}") from None
+
+        every = max(1, int(options["progress_every"]))  # type: ignore[arg-type]
+        outcomes: Counter[str] = Counter()
+        store = get_store(services.DEFAULT_STORE)
+        spacing = services.store_request_spacing(store)
+        now = timezone.now()
+        # Outside --dry-run every row commits on its own (tracker_import is atomic per row).
+        with transaction.atomic() if options["dry_run"] else contextlib.nullcontext():
+            for done, (line, cells) in enumerate(records, start=1):
+                outcome = self._import_row(
+                    user, line, cells, default_target, default_interval,
+                    first_fetch_at=services.spread_slot(now=now, index=outcomes["spread"], spacing=spacing),
+                )  # fmt: skip
+                outcomes.update(outcome)
+                if done % every == 0 and done < len(records):
+                    self._progress(f"progress: {done}/{len(records)} rows ({done * 100 // len(records)}%)")
+            if options["dry_run"]:
+                transaction.set_rollback(True)
+        self._summary(path, user, len(records), outcomes, spread=spacing * outcomes["spread"], store=store)
+        if options["dry_run"]:
+            self.stdout.write("Dry run: nothing was saved.")
+
+    def _import_row(
+        self,
+        user: User,
+        line: int,
+        cells: list[str],
+        default_target: Decimal | None,
+        default_interval: int | None,
+        *,
+        first_fetch_at: datetime,
+    ) -> list[str]:
+        """Import one record; report a bad one on stderr. Returns the outcome keys to count."""
+        try:
+            row = parse_row(line, cells, default_target=default_target, default_interval=default_interval)
+            _, spread = services.tracker_import(
+                user=user,
+                reference=row.reference,
+                target_price=row.target_price,
+                interval_minutes=row.interval_minutes,
+                first_fetch_at=first_fetch_at,
+            )
+        except BadRow as exc:
+            self._bad(line, str(exc))
+            return ["invalid"]
+        except ValidationError as exc:
+            self._bad(line, describe(exc))
+            return ["invalid"]
+        except ApplicationError as exc:
+            self._bad(line, str(exc.detail))
+            if exc.get_codes() == "duplicate_tracker":
+                return ["duplicate"]
+            if exc.get_codes() == "tracker_limit":
+                return ["over_limit"]
+            return ["invalid"]
+        return ["created", "spread"] if spread else ["created"]
+
+    def _bad(self, line: int, reason: str) -> None:
+        self.stderr.write(f"line {line}: {reason}")
+
+    def _progress(self, message: str) -> None:
+        # stderr, so stdout stays the summary alone; unstyled (stderr is red by default).
+        self.stderr.write(message, style_func=lambda text: text)
+
+    def _summary(
+        self, path: Path, user: User, rows: int, outcomes: Counter[str], *, spread: timedelta, store: Store
+    ) -> None:
+        self.stdout.write(f"Imported {path.name} for {user.email}: {rows} rows.")
+        self.stdout.write(f"  created:     {outcomes['created']}")
+        self.stdout.write(f"  duplicates:  {outcomes['duplicate']}")
+        self.stdout.write(f"  invalid:     {outcomes['invalid']}")
+        self.stdout.write(f"  over limit:  {outcomes['over_limit']}")
+        if outcomes["spread"]:
+            minutes = max(1, round(spread.total_seconds() / 60))
+            self.stdout.write(
+                f"First checks of {outcomes['spread']} new products are spread over the next {minutes} min "
+                f"({store.code}: {store.requests_per_minute} requests/minute)."
+            )
