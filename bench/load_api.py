@@ -27,8 +27,9 @@ Endpoints, per concurrency level, ``--requests`` requests each (or ``--max-secon
 * ``stats``: ``GET /api/trackers/<id>/stats/`` (min/max/avg/count, all-time low, current).
 
 It prints p50/p95/p99/max latency, requests per second, the web workers' CPU per request, the
-scrapes the cluster finished meanwhile, and any non-200 answer (there must be none). Everything
-it created is removed at the end.
+scrapes the cluster finished meanwhile, and any non-200 answer (there must be none); it exits 1 on
+an error or a "database is locked" in the logs. The database is removed at the end, and the logs
+too unless the run failed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import json
 import os
 import random
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -340,9 +342,10 @@ def main() -> int:
     levels = [int(level) for level in args.concurrency.split(",")]
 
     database: BenchDatabase = prepare_database(args.db, "orm", workers=CLUSTER_WORKERS)
-    # Kept after the run (the database directory is removed): small, and the first place to look.
+    # Outside the database directory, so a failed run's logs survive it (removed after a clean run).
     logs = Path(tempfile.mkdtemp(prefix="pricetracker-load-logs-"))
     children: list[subprocess.Popen[bytes]] = []
+    clean = False
     try:
         django_setup()
         from django.core.management import call_command
@@ -350,7 +353,7 @@ def main() -> int:
         call_command("createcachetable", verbosity=0)  # cluster stats and health read the cache
         seed_started = time.monotonic()
         seeded = seed(users=args.users, trackers=args.trackers, points=args.points)
-        print(f"seeded in {time.monotonic() - seed_started:.1f}s; logs in {logs}")
+        print(f"seeded in {time.monotonic() - seed_started:.1f}s")
         env = {
             **os.environ,
             **database.env,
@@ -392,16 +395,22 @@ def main() -> int:
         report(phases, args)
         from django_q.models import Task
 
+        # The once-a-minute dispatcher kept the cluster busy after the first tick.
         ticks = Task.objects.filter(func="tracking.tasks.dispatch_due_products").order_by("started")
-        print("\ndispatcher ticks:", [f"{task.started:%H:%M:%S} {task.result}" for task in ticks])
+        print("\nscheduled dispatcher ticks:", [f"{task.started:%H:%M:%S} {task.result}" for task in ticks])
         cluster_log = (logs / "cluster.log").read_text(errors="replace")
         locked = len(re.findall("database is locked", cluster_log + (logs / "gunicorn.log").read_text()))
-        print(f"\n'database is locked' in the logs: {locked}")
-        return 1 if locked or any(phase.errors for phase in phases) else 0
+        print(f"'database is locked' in the logs: {locked}")
+        clean = not locked and not any(phase.errors for phase in phases)
+        return 0 if clean else 1
     finally:
         for proc in reversed(children):
             stop(proc)
         database.close()
+        if clean:
+            shutil.rmtree(logs, ignore_errors=True)
+        else:
+            print(f"logs kept in {logs}")
 
 
 if __name__ == "__main__":

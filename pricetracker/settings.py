@@ -304,7 +304,8 @@ SCRAPE_CONNECT_TIMEOUT_SECONDS = env_int("SCRAPE_CONNECT_TIMEOUT_SECONDS", 10, m
 SCRAPE_READ_TIMEOUT_SECONDS = env_int("SCRAPE_READ_TIMEOUT_SECONDS", 20, minimum=1, maximum=300)
 # Wall-clock cap on one fetch (headers + body), so a slow-drip server cannot hold a worker;
 # must stay below Q_TIMEOUT.
-SCRAPE_TOTAL_TIMEOUT_SECONDS = env_int("SCRAPE_TOTAL_TIMEOUT_SECONDS", 40, minimum=2, maximum=600)
+# (default: 40 s, or less when Q_TIMEOUT is short; checked against Q_TIMEOUT below)
+_scrape_total_timeout = env_int("SCRAPE_TOTAL_TIMEOUT_SECONDS", 0, minimum=0, maximum=600)
 SCRAPE_MAX_BYTES = env_int("SCRAPE_MAX_BYTES", 8 * 1024 * 1024, minimum=64 * 1024)
 USER_MAX_TRACKERS = env_int("USER_MAX_TRACKERS", 100, minimum=0)
 USER_MANUAL_SCRAPES_PER_HOUR = env_int("USER_MANUAL_SCRAPES_PER_HOUR", 10, minimum=0)
@@ -313,6 +314,12 @@ USER_MANUAL_SCRAPES_PER_HOUR = env_int("USER_MANUAL_SCRAPES_PER_HOUR", 10, minim
 
 Q_WORKERS = env_int("Q_WORKERS", 4, minimum=1, maximum=64)
 Q_TIMEOUT = env_int("Q_TIMEOUT", 90, minimum=10)
+# A fetch must end well before django-q2 kills the task, or the run would be lost every time.
+if _scrape_total_timeout and _scrape_total_timeout > Q_TIMEOUT - 5:
+    raise ImproperlyConfigured(
+        f"SCRAPE_TOTAL_TIMEOUT_SECONDS={_scrape_total_timeout} must be at least 5 s below Q_TIMEOUT={Q_TIMEOUT}."
+    )
+SCRAPE_TOTAL_TIMEOUT_SECONDS = _scrape_total_timeout or max(3, min(40, Q_TIMEOUT // 2))
 Q_REDIS_URL = env_str("Q_REDIS_URL")
 Q_CLUSTER: dict[str, object] = {
     "name": env_str("Q_CLUSTER_NAME", "pricetracker"),

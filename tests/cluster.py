@@ -11,11 +11,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.db import connection
+
+if TYPE_CHECKING:
+    from django_q.status import Stat
+
+    from accounts.models import User
+    from tracking.models import Product
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,7 +156,7 @@ def _run_qcluster_with_test_leases() -> None:
     call_command("qcluster")
 
 
-def cluster_stat(cluster: Cluster):
+def cluster_stat(cluster: Cluster) -> Stat | None:
     """The django-q2 ``Stat`` this cluster publishes (every guard cycle, through the broker's
     cache or Redis), or None before it has published one. ``.workers`` lists the worker pids."""
     from django_q.status import Stat
@@ -222,7 +229,7 @@ def purge_broker() -> None:
     get_broker().purge_queue()
 
 
-def seed_tracked_products(*, count: int, users: list, prefix: str, crossing_every: int = 0) -> list:
+def seed_tracked_products(*, count: int, users: Sequence[User], prefix: str, crossing_every: int = 0) -> list[Product]:
     """``count`` products, due now, each tracked by one of ``users`` in turn (60-minute interval).
 
     Every ``crossing_every``-th tracker gets a target just above the price the fake store serves

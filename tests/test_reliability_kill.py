@@ -6,7 +6,8 @@ second run uses PostgreSQL + Redis), the fake store and a real SMTP server on lo
 Leases are shortened so recovery takes seconds, not minutes: ``Q_TIMEOUT=10`` gives django-q2
 ``retry`` = 60 s (ORM redelivery) and a run lease of 10 + 30 = 40 s (``services.run_lease``);
 the claim lease (10 min) and the email send lease (5 min) are module constants, patched to 45 s
-and 30 s in the clusters (``tests.cluster.TEST_LEASE_OVERRIDES``) and in this process. The
+(in the clusters and in this process, which claims too) and 30 s (in the clusters, which send)
+through ``tests.cluster.TEST_LEASE_OVERRIDES``. The
 once-a-minute schedules still run in the clusters, and the test also runs the same jobs every
 2 s (``run_periodic_jobs``) instead of waiting for the next minute.
 """

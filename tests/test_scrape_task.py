@@ -166,3 +166,17 @@ def test_an_unexpected_provider_crash_is_recorded_as_a_failed_run(provider, alic
     run = services.product_scrape(product_id=product.pk, claim_token=token)
     assert run.status == RunStatus.FAILED and run.error_kind == "internal_error"
     assert "bug" not in run.message
+
+
+def test_a_scrape_queued_before_the_breaker_opened_is_handed_back_unfetched(provider, alice):
+    store = provider_store(provider)
+    product = make_product(store)
+    make_tracker(alice, product)
+    token = services.product_claim(product_id=product.pk)
+    store.breaker_state, store.breaker_opened_at, store.breaker_cooldown_minutes = "open", timezone.now(), 30
+    store.save()
+    assert services.product_scrape(product_id=product.pk, claim_token=token) is None
+    product.refresh_from_db()
+    assert provider.calls == [] and ScrapeRun.objects.count() == 0
+    assert product.claim_token is None
+    assert product.next_scrape_at >= store.breaker_opened_at + timedelta(minutes=29)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -44,6 +45,9 @@ from tracking.models import (
     TrackingConfig,
     Trigger,
 )
+
+if TYPE_CHECKING:
+    from django_q.brokers import Broker
 
 logger = logging.getLogger("tracking")
 
@@ -317,19 +321,14 @@ def _enqueued_together() -> Iterator[None]:
 
 def _send_scrapes(tasks: list[_ScrapeTask]) -> None:
     from django_q.brokers import get_broker
-    from django_q.brokers.orm import ORM
-    from django_q.conf import Conf
-    from django_q.models import OrmQ
     from django_q.tasks import async_task
 
     # Left to itself, async_task opens a new broker per task (a Redis connection pool; with the
-    # ORM broker and CONN_MAX_AGE=0, a new database connection) and the ORM broker commits one
-    # OrmQ row per transaction: a 1,000-claim tick spent 3.6 s enqueueing on SQLite (BENCHMARKS.md).
-    # So one broker for the batch; for the ORM broker, async_task still builds and signs every
-    # package (and sends pre_enqueue) but hands it to a collector, and the rows go in one INSERT.
+    # ORM broker and CONN_MAX_AGE=0, a new database connection) and writes each task on its own:
+    # a 1,000-claim tick spent 3.6 s enqueueing on SQLite (BENCHMARKS.md). So one broker for the
+    # batch, and for the ORM and Redis brokers one write for all of it.
     broker = get_broker()
-    orm = isinstance(broker, ORM)
-    target = _PackageCollector(broker.list_key) if orm else broker
+    collector = _PackageCollector.for_broker(broker)
     for task in tasks:
         async_task(
             "tracking.tasks.scrape_product",
@@ -339,28 +338,46 @@ def _send_scrapes(tasks: list[_ScrapeTask]) -> None:
             task.requested_by_id,
             task_name=f"scrape-{task.product_id}-{str(task.claim_token)[:8]}",
             group="scrape",
-            broker=target,
+            broker=collector or broker,
         )
-    if orm and target.packages:
-        # What ORM.enqueue writes for one package, for all of them at once.
-        now = timezone.now()
-        rows = [OrmQ(key=target.list_key, payload=package, lock=now) for package in target.packages]
-        OrmQ.objects.using(Conf.ORM).bulk_create(rows)
+    if collector is not None:
+        collector.flush()
 
 
 class _PackageCollector:
-    """Takes the ORM broker's place in ``async_task``: keeps the signed packages for one INSERT."""
+    """Takes the broker's place in ``async_task``, which still builds, signs and announces
+    (``pre_enqueue``) every package; :meth:`flush` then writes them all as the broker would one by
+    one: a multi-row INSERT of ``OrmQ`` rows (ORM broker) or one multi-value RPUSH (Redis)."""
 
-    def __init__(self, list_key: str | None) -> None:
-        from django_q.conf import Conf
-
-        # As ORM.enqueue: the key may be unset in some set-ups, but OrmQ.key is not null.
-        self.list_key = list_key or Conf.CLUSTER_NAME
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.list_key = broker.list_key
         self.packages: list[str] = []
+
+    @classmethod
+    def for_broker(cls, broker: Broker) -> _PackageCollector | None:
+        from django_q.brokers.orm import ORM
+        from django_q.brokers.redis_broker import Redis
+
+        return cls(broker) if isinstance(broker, ORM | Redis) else None
 
     def enqueue(self, package: str) -> int:
         self.packages.append(package)
         return len(self.packages)
+
+    def flush(self) -> None:
+        from django_q.brokers.orm import ORM
+        from django_q.conf import Conf
+        from django_q.models import OrmQ
+
+        if not self.packages:  # sync mode (tests): async_task ran every task inline instead
+            return
+        if isinstance(self.broker, ORM):
+            # As ORM.enqueue: key falls back to the cluster name (OrmQ.key is not null), lock = now.
+            key, now = self.list_key or Conf.CLUSTER_NAME, timezone.now()
+            OrmQ.objects.using(Conf.ORM).bulk_create([OrmQ(key=key, payload=p, lock=now) for p in self.packages])
+        else:
+            self.broker.connection.rpush(self.list_key, *self.packages)  # as Redis.enqueue, in order
 
 
 @dataclass
@@ -440,6 +457,20 @@ def product_scrape(
     # finds the claim cleared and stops here.
     if not Product.objects.filter(pk=product_id, claim_token=claim_token).update(claimed_until=now + lease):
         logger.info("scrape skipped: claim no longer held", extra={"product_id": product_id})
+        return None
+    store = Store.objects.only("enabled", "breaker_state", "breaker_opened_at", "breaker_cooldown_minutes").get(
+        products__pk=product_id
+    )
+    if not store.enabled or store.breaker_state == Store.BreakerState.OPEN:
+        # Queued before the store was paused or its breaker opened: hand the product back
+        # unfetched, due when the breaker's cooldown ends (the probe goes first).
+        resume = now
+        if store.breaker_state == Store.BreakerState.OPEN and store.breaker_opened_at:
+            resume = max(now, store.breaker_opened_at + timedelta(minutes=store.breaker_cooldown_minutes))
+        Product.objects.filter(pk=product_id, claim_token=claim_token).update(
+            claimed_until=None, claim_token=None, next_scrape_at=resume
+        )
+        logger.info("scrape skipped: store paused or breaker open", extra={"product_id": product_id})
         return None
     try:
         with transaction.atomic():
