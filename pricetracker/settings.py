@@ -315,9 +315,9 @@ USER_MANUAL_SCRAPES_PER_HOUR = env_int("USER_MANUAL_SCRAPES_PER_HOUR", 10, minim
 Q_WORKERS = env_int("Q_WORKERS", 4, minimum=1, maximum=64)
 Q_TIMEOUT = env_int("Q_TIMEOUT", 90, minimum=10)
 # A fetch must end well before django-q2 kills the task, or the run would be lost every time.
-if _scrape_total_timeout and _scrape_total_timeout > Q_TIMEOUT - 5:
+if _scrape_total_timeout and _scrape_total_timeout > Q_TIMEOUT - 2:
     raise ImproperlyConfigured(
-        f"SCRAPE_TOTAL_TIMEOUT_SECONDS={_scrape_total_timeout} must be at least 5 s below Q_TIMEOUT={Q_TIMEOUT}."
+        f"SCRAPE_TOTAL_TIMEOUT_SECONDS={_scrape_total_timeout} must be at least 2 s below Q_TIMEOUT={Q_TIMEOUT}."
     )
 SCRAPE_TOTAL_TIMEOUT_SECONDS = _scrape_total_timeout or max(3, min(40, Q_TIMEOUT // 2))
 Q_REDIS_URL = env_str("Q_REDIS_URL")

@@ -17,6 +17,8 @@ import pytest
 from tests.tracking_factories import make_product, make_tracker, record, success
 from tracking.models import RunStatus, ScrapeRun
 
+pytestmark = pytest.mark.default_db_only
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PASSWORD = "correct-horse-battery-9"

@@ -23,7 +23,7 @@ import pytest
 
 from tests.cluster import ROOT, wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.default_db_only]
 
 # Start-up (migrate a fresh database, gunicorn, qcluster) takes ~10-20 s here; the first checks
 # are queued before the cluster starts, and one demo product is below target from the start.

@@ -31,7 +31,7 @@ from tests.cluster import clusters, purge_broker, seed_tracked_products, wait_un
 from tracking import services
 from tracking.models import Product, RunStatus, ScrapeRun, TrackingConfig
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.default_db_only, pytest.mark.django_db(transaction=True)]
 
 WRITERS = 4
 ROUNDS = 20  # per writer: create, raise the target, lower it, disable, enable, list

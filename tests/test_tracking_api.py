@@ -273,3 +273,17 @@ def test_scrape_runs_list_covers_the_users_products_and_filters_by_status(alice,
     blocked = alice_client.get("/api/scrape-runs/", {"status": "BLOCKED"}).json()
     assert blocked["count"] == 1 and blocked["results"][0]["error_kind"] == "captcha"
     assert alice_client.get("/api/scrape-runs/", {"status": "NOPE"}).status_code == 400
+
+
+def test_the_fast_tracker_rendering_matches_drfs_field_by_field(alice, store):
+    from tracking.serializers import TrackerSerializer
+
+    product = make_product(store, list_price=Decimal("12.5"), current_price=Decimal("10"))
+    tracker = make_tracker(alice, product, "9.90")
+    record(product, success("8.00"))
+    tracker = TrackingConfig.objects.select_related("product__store").get(pk=tracker.pk)
+    serializer = TrackerSerializer()
+    assert serializer.to_representation(tracker) == serializer.generic_representation(tracker)
+    empty = make_tracker(alice, make_product(store, "B000000002", next_scrape_at=None), "5")
+    empty = TrackingConfig.objects.select_related("product__store").get(pk=empty.pk)
+    assert serializer.to_representation(empty) == serializer.generic_representation(empty)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
 
 from drf_spectacular.utils import extend_schema_field
@@ -97,10 +98,67 @@ class ProductSerializer(serializers.ModelSerializer):
         return canonical_url(product.asin)
 
 
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value.quantize(_CENT))
+
+
+def _when(value: datetime | None) -> str | None:
+    # DRF's ISO 8601 rendering of an aware UTC datetime.
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+_CENT = Decimal("0.01")
+
+
 class TrackerSerializer(serializers.ModelSerializer):
-    """A tracker with its product embedded."""
+    """A tracker with its product embedded.
+
+    ``to_representation`` builds the dict by hand: lists of trackers are the hottest read path and
+    DRF's generic field machinery cost about half of a page's CPU time (BENCHMARKS.md, Load).
+    The declared fields still drive the schema, and a test asserts both produce the same JSON.
+    """
 
     product = ProductSerializer(read_only=True)
+
+    def to_representation(self, tracker: TrackingConfig) -> dict[str, object]:
+        product = tracker.product
+        store = product.store
+        return {
+            "id": tracker.pk,
+            "product": {
+                "asin": product.asin,
+                "url": canonical_url(product.asin),
+                "store": store.code,
+                "title": product.title,
+                "current_price": _money(product.current_price),
+                "currency": product.currency,
+                "list_price": _money(product.list_price),
+                "availability": product.availability,
+                "last_scraped_at": _when(product.last_scraped_at),
+                "last_scrape_status": product.last_scrape_status,
+                "last_error_kind": product.last_error_kind,
+                "last_success_at": _when(product.last_success_at),
+                "next_scrape_at": _when(product.next_scrape_at),
+                "interval_minutes": product.interval_minutes,
+                "consecutive_failures": product.consecutive_failures,
+                "backoff_until": _when(product.backoff_until),
+                "store_breaker_state": store.breaker_state,
+            },
+            "target_price": _money(tracker.target_price),
+            "interval_minutes": tracker.interval_minutes,
+            "enabled": tracker.enabled,
+            "armed": tracker.armed,
+            "last_alert_at": _when(tracker.last_alert_at),
+            "created_at": _when(tracker.created_at),
+            "updated_at": _when(tracker.updated_at),
+        }
+
+    def generic_representation(self, tracker: TrackingConfig) -> dict[str, object]:
+        """DRF's own rendering of the declared fields (the reference the fast path must match)."""
+        return super().to_representation(tracker)
 
     class Meta:
         model = TrackingConfig
