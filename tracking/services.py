@@ -308,7 +308,11 @@ def enqueue_scrape(
 
 @contextlib.contextmanager
 def _enqueued_together() -> Iterator[None]:
-    """Send the scrapes enqueued in this block together, in one on_commit callback."""
+    """Send the scrapes enqueued in this block together, in one on_commit callback.
+
+    Not for blocks with inner savepoints that may roll back: their scrapes would still be sent.
+    The dispatcher's claim block has none.
+    """
     tasks: list[_ScrapeTask] = []
     _batch.tasks = tasks
     try:
