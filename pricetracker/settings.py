@@ -336,7 +336,10 @@ Q_CLUSTER: dict[str, object] = {
     "ack_failures": True,
     # A one-minute dispatcher must not replay every missed minute after downtime.
     "catch_up": False,
-    "save_limit": env_int("Q_SAVE_LIMIT", 1000, minimum=0),
+    # Successful results kept per task function (scrapes are not saved at all: see enqueue_scrape);
+    # pruning per function keeps the dispatcher's last run, which the health check reads.
+    "save_limit": env_int("Q_SAVE_LIMIT", 250, minimum=0),
+    "save_limit_per": "func",
     "recycle": 500,
     "max_rss": env_int("Q_MAX_RSS_KB", 400_000, minimum=50_000),
     "label": "Task queue",

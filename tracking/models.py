@@ -93,10 +93,11 @@ class Product(models.Model):
             ),
         ]
         indexes = [
-            # Dispatcher: WHERE next_scrape_at <= now ORDER BY next_scrape_at LIMIT budget.
-            models.Index(fields=["next_scrape_at"], name="products_due_idx"),
-            # Dispatcher budget and health: products with a live claim (in flight).
-            models.Index(fields=["claimed_until"], name="products_claimed_idx"),
+            # Dispatcher: WHERE store = s AND next_scrape_at <= now ORDER BY next_scrape_at LIMIT budget.
+            # (With next_scrape_at alone, SQLite walked the store's whole FK index and sorted.)
+            models.Index(fields=["store", "next_scrape_at"], name="products_store_due_idx"),
+            # Dispatcher budget and health: a store's products with a live claim (in flight).
+            models.Index(fields=["store", "claimed_until"], name="products_store_claimed_idx"),
         ]
 
     def __str__(self) -> str:

@@ -342,6 +342,9 @@ def _send_scrapes(tasks: list[_ScrapeTask]) -> None:
             task.requested_by_id,
             task_name=f"scrape-{task.product_id}-{str(task.claim_token)[:8]}",
             group="scrape",
+            # Every scrape is recorded as a ScrapeRun; storing successful task results too made
+            # django-q2's monitor take the SQLite write lock per task (BENCHMARKS.md). Failures are saved.
+            save=False,
             broker=collector or broker,
         )
     if collector is not None:

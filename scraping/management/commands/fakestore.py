@@ -6,6 +6,7 @@ latency, price scripts and fault injection controlled over JSON (see scraping/fa
 
 from __future__ import annotations
 
+import signal
 import threading
 
 from django.core.management.base import BaseCommand, CommandError
@@ -49,10 +50,14 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"Fake store serving at {store.base_url} (product pages at {store.base_url}/dp/<ASIN>)")
         self.stdout.write(f"Use it with: AMAZON_BASE_URL={store.base_url}   Stop with Ctrl-C.")
+        stop = threading.Event()
+        # Installed explicitly: a process started in the background of a script inherits SIGINT
+        # as ignored, and Python then never raises KeyboardInterrupt. SIGTERM stops it too.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
         try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
+            while not stop.wait(0.5):
+                pass
         finally:
             store.stop()
             self.stdout.write("Fake store stopped.")
