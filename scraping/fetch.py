@@ -159,28 +159,25 @@ def _attach(conn: HTTPConnection) -> None:
         deadline.attach(conn)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _Watched:
     # Attached before connecting (so a TLS handshake can be cut), after (in case the deadline
     # passed during connect), and on every request (a pooled keep-alive connection is reused).
     def connect(self) -> None:
         _attach(self)
-        super().connect()
+        super().connect()  # type: ignore[misc]
         _attach(self)
 
-    def request(self, *args, **kwargs) -> None:  # type: ignore[override]
+    def request(self, *args, **kwargs) -> None:
         _attach(self)
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        _attach(self)
-        super().connect()
-        _attach(self)
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
 
-    def request(self, *args, **kwargs) -> None:  # type: ignore[override]
-        _attach(self)
-        super().request(*args, **kwargs)
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPConnectionPool(HTTPConnectionPool):

@@ -81,15 +81,10 @@ class CappedCountPaginator(Paginator):
         return self._counted > self.cap
 
 
-class BigTableAdmin(admin.ModelAdmin):
-    """Read-only admin for an append-only table of millions of rows."""
+class ReadOnlyAdminMixin:
+    """No add, change or delete in the admin: audit records and worker-owned rows."""
 
-    paginator = CappedCountPaginator
-    # The unfiltered total would be a full COUNT on every page view; facets a COUNT per choice.
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
@@ -97,6 +92,15 @@ class BigTableAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+class BigTableAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only admin for an append-only table of millions of rows."""
+
+    paginator = CappedCountPaginator
+    # The unfiltered total would be a full COUNT on every page view; facets a COUNT per choice.
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
 
 
 class ErrorKindFilter(admin.SimpleListFilter):
@@ -286,7 +290,7 @@ class RecentRunsFormSet(BaseInlineFormSet):
         return self._recent_runs
 
 
-class RecentRunInline(admin.TabularInline):
+class RecentRunInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = ScrapeRun
     formset = RecentRunsFormSet
     verbose_name_plural = f"Latest {RECENT_RUNS_ON_PRODUCT} scrape runs"
@@ -296,17 +300,8 @@ class RecentRunInline(admin.TabularInline):
     show_change_link = True
     extra = 0
 
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-
-class TrackerInline(admin.TabularInline):
+class TrackerInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The product's trackers; each links to its own page, where it can be changed."""
 
     model = TrackingConfig
