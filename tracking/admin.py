@@ -10,6 +10,7 @@ sorted and filtered only on indexed columns, and never with facet counts.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
@@ -314,15 +315,6 @@ class TrackerInline(ReadOnlyAdminMixin, admin.TabularInline):
     def get_queryset(self, request: HttpRequest) -> QuerySet[TrackingConfig]:
         return super().get_queryset(request).select_related("user")
 
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
@@ -475,11 +467,11 @@ class ProductAdmin(admin.ModelAdmin):
         self.message_user(request, f"Backoff reset for {reset} product(s).", messages.SUCCESS)
 
 
-def _target_line(target: object, trackers: int, currency: str) -> TargetLine:
+def _target_line(target: Decimal, trackers: int, currency: str) -> TargetLine:
     label = f"target {target} {currency}".strip()
     if trackers > 1:
         label += f" ({trackers} trackers)"
-    return TargetLine(price=target, label=label)  # type: ignore[arg-type]
+    return TargetLine(price=target, label=label)
 
 
 # --- Trackers -----------------------------------------------------------------------------------------

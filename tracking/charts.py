@@ -85,7 +85,8 @@ def price_history_svg(
     name = f"Price history of {title}" if title else "Price history"
     header = (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="price-chart" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'width="100%" style="max-width: {WIDTH}px; height: auto" font-family="sans-serif" font-size="12">'
+        f'width="{WIDTH}" height="{HEIGHT}" style="max-width: 100%; height: auto" '
+        'font-family="sans-serif" font-size="12">'
         f"<title>{escape(name)}</title>"
     )
     if not points:

@@ -190,6 +190,8 @@ class ScrapeRun(models.Model):
             # API and admin lists newest first, filtered by status; block rate over a window.
             models.Index(fields=["status", "-created_at"], name="scrape_runs_status_idx"),
             models.Index(fields=["-created_at"], name="scrape_runs_created_idx"),
+            # Admin and metrics: runs filtered by error kind, newest first.
+            models.Index(fields=["error_kind", "-created_at"], name="scrape_runs_error_kind_idx"),
             # Per-user manual scrape limit: runs requested by a user in the last hour.
             models.Index(fields=["requested_by", "-created_at"], name="scrape_runs_requester_idx"),
             # Recovery sweep: RUNNING runs whose lease expired.
