@@ -91,7 +91,7 @@ class TokenRotateView(TokenRefreshView):
         summary="Exchange a refresh token for a new pair",
         description="Rotation: the refresh token sent is revoked. Of concurrent requests with one "
         "token exactly one succeeds; reusing a rotated token is refused.",
-        responses={200: TokenPairSerializer, 400: INVALID_INPUT, 401: UNAUTHORIZED},
+        responses={200: TokenPairSerializer, 400: INVALID_INPUT, 401: UNAUTHORIZED, 429: THROTTLED},
     )
     def post(self, request: Request, *args: object, **kwargs: object) -> Response:
         return super().post(request, *args, **kwargs)
@@ -184,12 +184,16 @@ class EmailResendView(APIView):
 
 
 class PasswordChangeView(APIView):
+    # A stolen access token must not become an oracle for guessing the old password.
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "password_change"
+
     @extend_schema(
         tags=[TAG],
         summary="Change your password",
         description="Signs out every session (all refresh tokens are revoked) and returns a new pair for this client.",
         request=PasswordChangeSerializer,
-        responses={200: TokenPairSerializer, 400: INVALID_INPUT, 401: UNAUTHORIZED},
+        responses={200: TokenPairSerializer, 400: INVALID_INPUT, 401: UNAUTHORIZED, 429: THROTTLED},
     )
     def post(self, request: Request) -> Response:
         serializer = PasswordChangeSerializer(data=request.data)

@@ -247,6 +247,7 @@ REST_FRAMEWORK = {
         "register": env_str("THROTTLE_REGISTER", "10/hour"),
         "token": env_str("THROTTLE_TOKEN", "20/min"),
         "password_reset": env_str("THROTTLE_PASSWORD_RESET", "5/hour"),
+        "password_change": env_str("THROTTLE_PASSWORD_CHANGE", "10/hour"),
         "email_confirm": env_str("THROTTLE_EMAIL_CONFIRM", "30/hour"),
         "test_email": env_str("THROTTLE_TEST_EMAIL", "5/hour"),
     },

@@ -383,3 +383,19 @@ def test_resending_a_confirmation_does_not_reveal_other_accounts(alice, bob):
 
     assert response.status_code == 200
     assert b"bob@" not in response.content
+
+
+def test_guessing_the_old_password_with_a_stolen_access_token_is_throttled(alice, clear_cache):
+    from tests.conftest import auth_client
+
+    client = auth_client(alice)
+    statuses = [
+        client.post(
+            "/api/auth/password/change/",
+            {"old_password": f"guess-{i}", "new_password": "N3w-pass-phrase!"},
+            format="json",
+        ).status_code
+        for i in range(12)
+    ]
+    assert statuses[:10] == [400] * 10
+    assert statuses[10:] == [429, 429]
