@@ -6,6 +6,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from scraping.models import Store
@@ -180,3 +182,60 @@ def test_a_scrape_queued_before_the_breaker_opened_is_handed_back_unfetched(prov
     assert provider.calls == [] and ScrapeRun.objects.count() == 0
     assert product.claim_token is None
     assert product.next_scrape_at >= store.breaker_opened_at + timedelta(minutes=29)
+
+
+def test_scrapes_take_request_slots_spaced_by_the_store_rate(provider, alice, monkeypatch):
+    store = provider_store(provider)
+    Store.objects.filter(pk=store.pk).update(requests_per_minute=60, next_request_at=None)
+    slept: list[float] = []
+    monkeypatch.setattr(services.time, "sleep", slept.append)
+    first, second = make_product(store, "B000000001"), make_product(store, "B000000002")
+    for product in (first, second):
+        make_tracker(alice, product)
+        services.product_scrape(product_id=product.pk, claim_token=services.product_claim(product_id=product.pk))
+    a, b = ScrapeRun.objects.order_by("pk")
+    assert (b.started_at - a.started_at) == timedelta(seconds=1)
+    # The second task waited for its slot (about a second) before fetching.
+    assert len(slept) == 1 and 0.5 < slept[0] <= 1.0
+    assert provider.calls == ["B000000001", "B000000002"]
+
+
+def test_a_scrape_finding_no_free_slot_in_time_gives_the_product_back_unfetched(provider, alice, monkeypatch):
+    store = provider_store(provider)
+    Store.objects.filter(pk=store.pk).update(concurrency=1)
+    busy, product = make_product(store, "B000000001"), make_product(store, "B000000002")
+    make_tracker(alice, product)
+    # Another worker is fetching `busy` and holds the store's only concurrent slot.
+    ScrapeRun.objects.create(
+        product=busy, claim_token=services.product_claim(product_id=busy.pk), trigger="scheduled",
+        started_at=timezone.now(), lease_until=timezone.now() + timedelta(minutes=5),
+    )  # fmt: skip
+    polls: list[float] = []
+    monkeypatch.setattr(services.time, "sleep", polls.append)
+    monkeypatch.setattr(services, "max_slot_wait", lambda: 2.0)
+    clock = iter(range(0, 100))
+    monkeypatch.setattr(services.time, "monotonic", lambda: float(next(clock)))
+    token = services.product_claim(product_id=product.pk)
+    assert services.product_scrape(product_id=product.pk, claim_token=token) is None
+    product.refresh_from_db()
+    assert provider.calls == []
+    assert ScrapeRun.objects.filter(product=product).count() == 0  # no failure recorded
+    assert product.claim_token is None and product.consecutive_failures == 0
+    assert product.next_scrape_at > timezone.now() + timedelta(seconds=50)
+    assert polls and all(p == services.SLOT_POLL_SECONDS for p in polls)
+
+
+def test_a_scrape_writes_in_two_transactions_one_to_start_and_one_to_finish(provider, alice):
+    """On SQLite every write transaction queues for the one write lock (BENCHMARKS.md)."""
+    product = make_product(provider_store(provider))
+    make_tracker(alice, product, target="1.00")  # no crossing: no outbox write
+    token = services.product_claim(product_id=product.pk)
+    with CaptureQueriesContext(connection) as queries:
+        run = services.product_scrape(product_id=product.pk, claim_token=token)
+    assert run is not None and run.status == RunStatus.SUCCESS
+    # The test runs inside a transaction, so each of ours shows up as a savepoint.
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert sum(s.startswith("SAVEPOINT") for s in sql) == 2
+    writes = [s for s in sql if s.split()[0] in {"INSERT", "UPDATE", "DELETE"}]
+    # claim, slot, run; then run, price point, product, tracker re-arm (a no-op UPDATE here)
+    assert len(writes) == 7

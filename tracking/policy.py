@@ -52,27 +52,41 @@ class SlotReservation:
 def reserve_request_slot(*, store_id: int, run_id: int, max_wait_seconds: float) -> SlotReservation | None:
     """Reserve the store's next request slot for ``run_id``; None when none is free soon enough.
 
-    Runs under the store row lock (``select_for_update`` on PostgreSQL; on SQLite the IMMEDIATE
-    transaction already serialises writers), so two workers can never take the same slot.
     On success the run is marked as fetching (``started_at``), which is what the concurrency cap
-    counts.
+    counts. See ``take_request_slot`` for the locking.
     """
-    now = timezone.now()
     with transaction.atomic():
-        store = Store.objects.select_for_update().get(pk=store_id)
-        fetching = ScrapeRun.objects.filter(
-            product__store_id=store_id, status=RunStatus.RUNNING, started_at__isnull=False, lease_until__gt=now
-        ).count()
-        if fetching >= store.concurrency:
+        slot = take_request_slot(store_id=store_id, now=timezone.now(), max_wait_seconds=max_wait_seconds)
+        if slot is None:
             return None
-        spacing = timedelta(seconds=60 / store.requests_per_minute)
-        slot = max(now, store.next_request_at or now)
-        wait = (slot - now).total_seconds()
-        if wait > max_wait_seconds:
-            return None
-        Store.objects.filter(pk=store_id).update(next_request_at=slot + spacing)
         ScrapeRun.objects.filter(pk=run_id).update(started_at=slot)
-    return SlotReservation(wait_seconds=wait)
+    return SlotReservation(wait_seconds=max(0.0, (slot - timezone.now()).total_seconds()))
+
+
+def take_request_slot(*, store_id: int, now: datetime, max_wait_seconds: float) -> datetime | None:
+    """Move the store's next request slot on and return the slot taken; None if none is free.
+
+    Must run inside a transaction, and the caller must mark its run as fetching (``started_at``
+    = the slot) in that same transaction. Runs under the store row lock (``select_for_update``
+    on PostgreSQL; on SQLite the IMMEDIATE transaction already serialises writers), so two
+    workers can never take the same slot nor both pass the concurrency cap.
+    """
+    store = (
+        Store.objects.select_for_update()
+        .only("concurrency", "requests_per_minute", "next_request_at")
+        .get(pk=store_id)
+    )
+    fetching = ScrapeRun.objects.filter(
+        product__store_id=store_id, status=RunStatus.RUNNING, started_at__isnull=False, lease_until__gt=now
+    ).count()
+    if fetching >= store.concurrency:
+        return None
+    spacing = timedelta(seconds=60 / store.requests_per_minute)
+    slot = max(now, store.next_request_at or now)
+    if (slot - now).total_seconds() > max_wait_seconds:
+        return None
+    Store.objects.filter(pk=store_id).update(next_request_at=slot + spacing)
+    return slot
 
 
 # --- Circuit breaker -----------------------------------------------------------------------

@@ -458,51 +458,23 @@ def product_scrape(
     Returns None (and records nothing) when the claim is no longer ours or the run already
     exists, which is what a redelivered task sees.
     """
-    now = timezone.now()
-    lease = run_lease()
-    # Still our claim? Extend it to cover the run. A redelivered task after the run finished
-    # finds the claim cleared and stops here.
-    if not Product.objects.filter(pk=product_id, claim_token=claim_token).update(claimed_until=now + lease):
-        logger.info("scrape skipped: claim no longer held", extra={"product_id": product_id})
-        return None
-    store = Store.objects.only("enabled", "breaker_state", "breaker_opened_at", "breaker_cooldown_minutes").get(
-        products__pk=product_id
-    )
-    if not store.enabled or store.breaker_state == Store.BreakerState.OPEN:
-        # Queued before the store was paused or its breaker opened: hand the product back
-        # unfetched, due when the breaker's cooldown ends (the probe goes first).
-        resume = now
-        if store.breaker_state == Store.BreakerState.OPEN and store.breaker_opened_at:
-            resume = max(now, store.breaker_opened_at + timedelta(minutes=store.breaker_cooldown_minutes))
-        Product.objects.filter(pk=product_id, claim_token=claim_token).update(
-            claimed_until=None, claim_token=None, next_scrape_at=resume
-        )
-        logger.info("scrape skipped: store paused or breaker open", extra={"product_id": product_id})
-        return None
+    deadline = time.monotonic() + max_slot_wait()
     try:
-        with transaction.atomic():
-            run, created = ScrapeRun.objects.get_or_create(
-                product_id=product_id,
-                claim_token=claim_token,
-                defaults={
-                    "trigger": trigger,
-                    "requested_by_id": requested_by_id,
-                    "lease_until": now + lease,
-                    "worker": worker_name(),
-                },
-            )
-    except IntegrityError:
-        created = False
-    if not created:
-        logger.info("scrape skipped: duplicate delivery", extra={"product_id": product_id})
+        started = _run_start(
+            product_id=product_id, claim_token=claim_token, trigger=trigger, requested_by_id=requested_by_id
+        )
+    except IntegrityError:  # a concurrent delivery of the same task created the run first
+        started = None
+    if started is None:
         return None
-
-    product = Product.objects.select_related("store").get(pk=product_id)
-    reservation = _wait_for_slot(store_id=product.store_id, run_id=run.pk)
-    if reservation is None:
-        return _run_defer(run=run, product=product)
-    if reservation.wait_seconds > 0:
-        time.sleep(reservation.wait_seconds)
+    run, product, wait_seconds = started
+    if wait_seconds is None:  # no request slot free right now: poll for one, or give the product back
+        reservation = _wait_for_slot(store_id=product.store_id, run_id=run.pk, deadline=deadline)
+        if reservation is None:
+            return _run_defer(run=run, product=product)
+        wait_seconds = reservation.wait_seconds
+    if wait_seconds > 0:
+        time.sleep(wait_seconds)
 
     try:
         result = get_provider(product.store.code).scrape(product.asin)
@@ -513,6 +485,56 @@ def product_scrape(
     return run_finish(run=run, product=product, result=result)
 
 
+def _run_start(
+    *, product_id: int, claim_token: uuid.UUID, trigger: str, requested_by_id: int | None
+) -> tuple[ScrapeRun, Product, float | None] | None:
+    """Check the claim, record the run and try to take a request slot, in one transaction.
+
+    One transaction instead of three because on SQLite every write transaction queues for the
+    single write lock: with four workers on two cores each hand-off cost idle CPU (BENCHMARKS.md,
+    "One transaction to start a scrape"). Returns the run, the product (with its store) and the
+    seconds to wait for the slot taken (None: no slot free yet), or None when there is nothing
+    to do (claim lost, duplicate delivery, store paused or breaker open).
+    """
+    now = timezone.now()
+    lease = run_lease()
+    with transaction.atomic():
+        # Still our claim? Extend it to cover the run. A redelivered task after the run finished
+        # finds the claim cleared and stops here. On PostgreSQL this UPDATE also locks the
+        # product row, so a second delivery of the same task waits here until we commit.
+        if not Product.objects.filter(pk=product_id, claim_token=claim_token).update(claimed_until=now + lease):
+            logger.info("scrape skipped: claim no longer held", extra={"product_id": product_id})
+            return None
+        product = Product.objects.select_related("store").get(pk=product_id)
+        store = product.store
+        if not store.enabled or store.breaker_state == Store.BreakerState.OPEN:
+            # Queued before the store was paused or its breaker opened: hand the product back
+            # unfetched, due when the breaker's cooldown ends (the probe goes first).
+            resume = now
+            if store.breaker_state == Store.BreakerState.OPEN and store.breaker_opened_at:
+                resume = max(now, store.breaker_opened_at + timedelta(minutes=store.breaker_cooldown_minutes))
+            Product.objects.filter(pk=product_id, claim_token=claim_token).update(
+                claimed_until=None, claim_token=None, next_scrape_at=resume
+            )
+            logger.info("scrape skipped: store paused or breaker open", extra={"product_id": product_id})
+            return None
+        if ScrapeRun.objects.filter(product_id=product_id, claim_token=claim_token).exists():
+            logger.info("scrape skipped: duplicate delivery", extra={"product_id": product_id})
+            return None
+        slot = policy.take_request_slot(store_id=store.pk, now=now, max_wait_seconds=max_slot_wait())
+        run = ScrapeRun.objects.create(
+            product_id=product_id,
+            claim_token=claim_token,
+            trigger=trigger,
+            requested_by_id=requested_by_id,
+            lease_until=now + lease,
+            worker=worker_name(),
+            started_at=slot,
+        )
+    wait = None if slot is None else max(0.0, (slot - timezone.now()).total_seconds())
+    return run, product, wait
+
+
 def max_slot_wait() -> float:
     """Seconds a task may wait for a request slot: the task timeout minus the fetch deadline and a margin."""
     timeout = float(settings.Q_CLUSTER["timeout"])  # type: ignore[arg-type]
@@ -520,16 +542,16 @@ def max_slot_wait() -> float:
     return max(1.0, min(MAX_SLOT_WAIT_SECONDS, spare))
 
 
-def _wait_for_slot(*, store_id: int, run_id: int) -> policy.SlotReservation | None:
-    deadline = time.monotonic() + max_slot_wait()
+def _wait_for_slot(*, store_id: int, run_id: int, deadline: float) -> policy.SlotReservation | None:
+    """Poll for a request slot until ``deadline`` (monotonic); None if none came free in time."""
     while True:
+        time.sleep(SLOT_POLL_SECONDS)
         remaining = deadline - time.monotonic()
         reservation = policy.reserve_request_slot(
             store_id=store_id, run_id=run_id, max_wait_seconds=max(0.0, remaining)
         )
         if reservation is not None or remaining <= SLOT_POLL_SECONDS:
             return reservation
-        time.sleep(SLOT_POLL_SECONDS)
 
 
 def _run_defer(*, run: ScrapeRun, product: Product) -> None:
@@ -553,23 +575,26 @@ def run_finish(
     status_value = str(result.status)
     error_kind = error_kind_override or str(result.error_kind)
     with transaction.atomic():
-        closed = ScrapeRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-            status=status_value,
-            error_kind=error_kind,
-            message=result.message[:500],
-            http_status=result.http_status,
-            bytes_received=result.bytes_received,
-            duration_ms=result.duration_ms,
-            rule=result.rule[:100],
-            availability=str(result.availability) if result.ok else "",
-            finished_at=now,
-        )
+        run_fields: dict[str, object] = {
+            "status": status_value,
+            "error_kind": error_kind,
+            "message": result.message[:500],
+            "http_status": result.http_status,
+            "bytes_received": result.bytes_received,
+            "duration_ms": result.duration_ms,
+            "rule": result.rule[:100],
+            "availability": str(result.availability) if result.ok else "",
+            "finished_at": now,
+        }
+        closed = ScrapeRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(**run_fields)
         if not closed:
             # The recovery sweep closed it as lost while we were fetching: its product is
             # already due again, and recording now could duplicate the next run's work.
             logger.warning("scrape result discarded: run already closed", extra={"asin": product.asin})
             return None
-        run.refresh_from_db()
+        # What the UPDATE wrote, without reading the row back (the write lock is held meanwhile).
+        for name, value in run_fields.items():
+            setattr(run, name, value)
         store = product.store
         point = None
         fields: dict[str, object] = {
@@ -610,12 +635,13 @@ def run_finish(
             # Never sooner than the product's own interval after a success would have been.
             delay = max(delay, timedelta(minutes=1))
             fields.update(consecutive_failures=failures, backoff_until=now + delay, next_scrape_at=now + delay)
-        if TrackingConfig.objects.filter(product_id=product.pk, enabled=True).exists() is False:
+        trackers = list(TrackingConfig.objects.filter(product_id=product.pk, enabled=True).select_related("user"))
+        if not trackers:
             fields["next_scrape_at"] = None
         Product.objects.filter(pk=product.pk).update(**fields)
         policy.breaker_record(store_id=store.pk, status=status_value, now=now)
         if point is not None:
-            for tracker in TrackingConfig.objects.filter(product_id=product.pk, enabled=True).select_related("user"):
+            for tracker in trackers:
                 _evaluate_tracker(tracker=tracker, point=point)
     logger.info(
         "scrape %s %s %s %dms",
