@@ -72,9 +72,7 @@ def take_request_slot(*, store_id: int, now: datetime, max_wait_seconds: float) 
     workers can never take the same slot nor both pass the concurrency cap.
     """
     store = (
-        Store.objects.select_for_update()
-        .only("concurrency", "requests_per_minute", "next_request_at")
-        .get(pk=store_id)
+        Store.objects.select_for_update().only("concurrency", "requests_per_minute", "next_request_at").get(pk=store_id)
     )
     fetching = ScrapeRun.objects.filter(
         product__store_id=store_id, status=RunStatus.RUNNING, started_at__isnull=False, lease_until__gt=now
