@@ -54,12 +54,10 @@ def prepare_database(
 ) -> BenchDatabase:
     """Create an empty database and set the environment for it; call before :func:`django_setup`.
 
-    ``extra_env`` (e.g. ``Q_SAVE_LIMIT``) goes to this process and the subprocesses; a value
-    ``SQLITE_CONN_MAX_AGE`` is turned into the SQLite URL's ``?conn_max_age=`` (persistent
-    connections; the settings leave SQLite at Django's default of 0, a connection per request/task).
+    ``extra_env`` (e.g. ``Q_SAVE_LIMIT=100`` or ``DB_CONN_MAX_AGE=0``) goes to this process and
+    the subprocesses.
     """
     extra_env = dict(extra_env or {})
-    conn_max_age = extra_env.pop("SQLITE_CONN_MAX_AGE", None)
     data_dir = Path(tempfile.mkdtemp(prefix="pricetracker-bench-"))
     env = {
         "DATA_DIR": str(data_dir),
@@ -74,8 +72,6 @@ def prepare_database(
     pg_name = None
     if engine == "sqlite":
         env["DATABASE_URL"] = f"sqlite:///{data_dir / 'bench.sqlite3'}"
-        if conn_max_age is not None:
-            env["DATABASE_URL"] += f"?conn_max_age={int(conn_max_age)}"
     elif engine == "postgres":
         pg_name = f"bench_{os.getpid()}"
         _pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')

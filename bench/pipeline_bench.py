@@ -4,7 +4,7 @@ Usage (from the repository root)::
 
     uv run python bench/pipeline_bench.py --workers 4 --latency-ms 500 [--products 400]
         [--padding-kb 1100] [--db sqlite|postgres] [--broker orm|redis] [--repeat 3]
-        [--env Q_SAVE_LIMIT=100 --env SQLITE_CONN_MAX_AGE=600]
+        [--env Q_SAVE_LIMIT=100 --env DB_CONN_MAX_AGE=0]
     uv run python bench/pipeline_bench.py --in-process --latency-ms 0 [--profile tottime]
 
 Each run (``--repeat`` runs, each in a fresh child process) builds a fresh database (SQLite file
@@ -425,7 +425,7 @@ def main() -> int:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="extra setting for every process, e.g. Q_SAVE_LIMIT=100 or SQLITE_CONN_MAX_AGE=600 (repeatable)",
+        help="extra setting for every process, e.g. Q_SAVE_LIMIT=100 or DB_CONN_MAX_AGE=0 (repeatable)",
     )
     default_logs = Path(tempfile.gettempdir()) / "pricetracker-bench-logs"
     parser.add_argument("--logs", default=str(default_logs), help="cluster and fake store logs")

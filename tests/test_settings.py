@@ -98,3 +98,32 @@ def test_email_url_maps_onto_mailers(url, backend, options):
 def test_unknown_email_scheme_is_refused():
     with pytest.raises(ImproperlyConfigured, match="unknown scheme"):
         mailer_from_url("sendgrid://key@host")
+
+
+@pytest.mark.default_db_only
+@pytest.mark.parametrize(
+    ("env", "max_age"),
+    [
+        ({}, 60),
+        ({"DB_CONN_MAX_AGE": "0"}, 0),
+        ({"DATABASE_URL": "sqlite:////tmp/pt-settings.sqlite3?conn_max_age=5"}, 5),
+    ],
+)
+def test_sqlite_connections_are_reused_with_health_checks(tmp_path, env, max_age):
+    """Persistent SQLite connections: a task or pusher poll must not reopen the file (BENCHMARKS.md)."""
+    code = (
+        "import django, json; django.setup(); from django.conf import settings; "
+        "d = settings.DATABASES['default']; "
+        "print(json.dumps([d['ENGINE'], d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS']]))"
+    )
+    base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DB_CONN_MAX_AGE"}}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**base, "DJANGO_SETTINGS_MODULE": "pricetracker.settings", "DATA_DIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == f'["django.db.backends.sqlite3", {max_age}, true]'
