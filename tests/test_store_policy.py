@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from scraping.models import Store, get_store
+from tests.tracking_factories import make_product, make_tracker
 
 
 @pytest.fixture
@@ -137,3 +140,76 @@ def test_the_admin_explains_an_impossible_backoff(admin_client):
     response = admin_client.post(f"/admin/scraping/store/{store.pk}/change/", data)
     assert response.status_code == 200
     assert response.context["adminform"].form.errors
+
+
+def _tracked(store, user, asin: str, tracker_interval: int, **product_fields):
+    product = make_product(store, asin, **product_fields)
+    make_tracker(user, product, interval_minutes=tracker_interval)
+    return product
+
+
+@pytest.mark.django_db
+def test_raising_the_store_minimum_in_the_admin_slows_every_tracked_product_down_to_it(admin_client, make_user):
+    store = get_store("amazon.com")
+    Store.objects.filter(pk=store.pk).update(min_interval_minutes=30)
+    user = make_user("alice@example.com")
+    last = timezone.now() - timedelta(minutes=10)
+    fast = _tracked(
+        store,
+        user,
+        "B000000001",
+        30,
+        interval_minutes=30,
+        last_scraped_at=last,
+        next_scrape_at=last + timedelta(minutes=30),
+    )
+    slow = _tracked(
+        store,
+        user,
+        "B000000002",
+        240,
+        interval_minutes=240,
+        last_scraped_at=last,
+        next_scrape_at=last + timedelta(minutes=240),
+    )
+    untracked = make_product(store, "B000000003", interval_minutes=30, next_scrape_at=None)
+
+    page = admin_client.get(f"/admin/scraping/store/{store.pk}/change/")
+    form = page.context["adminform"].form
+    data = {name: form.initial.get(name, "") for name in form.fields}
+    data.update(min_interval_minutes=120, enabled="on")
+    response = admin_client.post(f"/admin/scraping/store/{store.pk}/change/", data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+
+    for product in (fast, slow, untracked):
+        product.refresh_from_db()
+    assert (fast.interval_minutes, fast.next_scrape_at) == (120, last + timedelta(minutes=120))
+    assert (slow.interval_minutes, slow.next_scrape_at) == (240, last + timedelta(minutes=240))
+    assert (untracked.interval_minutes, untracked.next_scrape_at) == (30, None)
+
+
+@pytest.mark.django_db
+def test_lowering_the_store_minimum_lets_a_clamped_product_use_its_trackers_interval(make_user):
+    store = get_store("amazon.com")
+    Store.objects.filter(pk=store.pk).update(min_interval_minutes=120)
+    store.refresh_from_db()
+    due = timezone.now() + timedelta(minutes=90)
+    product = _tracked(
+        store, make_user("alice@example.com"), "B000000001", 60, interval_minutes=120, next_scrape_at=due
+    )
+
+    store.min_interval_minutes = 30
+    store.save()
+
+    product.refresh_from_db()
+    assert (product.interval_minutes, product.next_scrape_at) == (60, due)  # shorter from its next scrape on
+
+
+@pytest.mark.django_db
+def test_saving_a_store_without_changing_its_minimum_leaves_products_alone(make_user):
+    store = get_store("amazon.com")
+    product = _tracked(store, make_user("alice@example.com"), "B000000001", 60, interval_minutes=61)
+    store.requests_per_minute = 5
+    store.save()
+    product.refresh_from_db()
+    assert product.interval_minutes == 61

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Avg, Count, Exists, Max, Min, OuterRef, Q
+from django.db.models import Avg, Count, Exists, F, IntegerField, Max, Min, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -122,6 +123,25 @@ def product_refresh_schedule(*, product_id: int, now: datetime | None = None) ->
     for key, value in fields.items():
         setattr(product, key, value)
     return product
+
+
+def store_apply_min_interval(*, store_id: int) -> int:
+    """Re-derive every tracked product's interval of a store after its minimum interval changed.
+
+    Interval = max(smallest enabled tracker interval, store minimum), in one UPDATE. A product
+    whose interval rose to the new minimum is not due before ``last_scraped_at + minimum``
+    (never earlier than it already was); one whose interval fell keeps its next check and uses
+    the shorter interval from its next scrape on. Returns how many products were updated.
+    """
+    minimum = Store.objects.values_list("min_interval_minutes", flat=True).get(pk=store_id)
+    enabled = TrackingConfig.objects.filter(product=OuterRef("pk"), enabled=True)
+    smallest = Subquery(enabled.order_by().values("product").annotate(m=Min("interval_minutes")).values("m")[:1])
+    interval = Greatest(smallest, Value(minimum), output_field=IntegerField())
+    products = Product.objects.filter(store_id=store_id).filter(Exists(enabled))
+    updated = products.update(interval_minutes=interval)
+    earliest = F("last_scraped_at") + timedelta(minutes=minimum)
+    products.filter(interval_minutes=minimum, next_scrape_at__lt=earliest).update(next_scrape_at=earliest)
+    return updated
 
 
 def _validate_interval(store: Store, interval_minutes: int) -> None:
