@@ -173,6 +173,11 @@ def test_raising_the_store_minimum_in_the_admin_slows_every_tracked_product_down
         next_scrape_at=last + timedelta(minutes=240),
     )
     untracked = make_product(store, "B000000003", interval_minutes=30, next_scrape_at=None)
+    retry = last + timedelta(minutes=5)
+    failing = _tracked(
+        store, user, "B000000004", 30, interval_minutes=30, last_scraped_at=last, next_scrape_at=retry,
+        consecutive_failures=2, backoff_until=retry,
+    )  # fmt: skip
 
     page = admin_client.get(f"/admin/scraping/store/{store.pk}/change/")
     form = page.context["adminform"].form
@@ -181,11 +186,12 @@ def test_raising_the_store_minimum_in_the_admin_slows_every_tracked_product_down
     response = admin_client.post(f"/admin/scraping/store/{store.pk}/change/", data)
     assert response.status_code == 302, response.context["adminform"].form.errors
 
-    for product in (fast, slow, untracked):
+    for product in (fast, slow, untracked, failing):
         product.refresh_from_db()
     assert (fast.interval_minutes, fast.next_scrape_at) == (120, last + timedelta(minutes=120))
     assert (slow.interval_minutes, slow.next_scrape_at) == (240, last + timedelta(minutes=240))
     assert (untracked.interval_minutes, untracked.next_scrape_at) == (30, None)
+    assert (failing.interval_minutes, failing.next_scrape_at) == (120, retry)  # its backoff retry stands
 
 
 @pytest.mark.django_db

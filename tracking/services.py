@@ -130,8 +130,9 @@ def store_apply_min_interval(*, store_id: int) -> int:
 
     Interval = max(smallest enabled tracker interval, store minimum), in one UPDATE. A product
     whose interval rose to the new minimum is not due before ``last_scraped_at + minimum``
-    (never earlier than it already was); one whose interval fell keeps its next check and uses
-    the shorter interval from its next scrape on. Returns how many products were updated.
+    (never earlier than it already was) unless it is backing off after failures; one whose
+    interval fell keeps its next check and uses the shorter interval from its next scrape on.
+    Returns how many products were updated.
     """
     minimum = Store.objects.values_list("min_interval_minutes", flat=True).get(pk=store_id)
     enabled = TrackingConfig.objects.filter(product=OuterRef("pk"), enabled=True)
@@ -140,7 +141,10 @@ def store_apply_min_interval(*, store_id: int) -> int:
     products = Product.objects.filter(store_id=store_id).filter(Exists(enabled))
     updated = products.update(interval_minutes=interval)
     earliest = F("last_scraped_at") + timedelta(minutes=minimum)
-    products.filter(interval_minutes=minimum, next_scrape_at__lt=earliest).update(next_scrape_at=earliest)
+    # Products backing off after failures keep their retry time (backoff has its own settings).
+    products.filter(interval_minutes=minimum, consecutive_failures=0, next_scrape_at__lt=earliest).update(
+        next_scrape_at=earliest
+    )
     return updated
 
 
