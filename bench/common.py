@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable
@@ -173,6 +174,17 @@ def process_tree(root_pid: int) -> list[ProcSample]:
             tree.append(samples[pid])
             frontier.extend(s.pid for s in samples.values() if s.ppid == pid)
     return tree
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the main process only (FINDINGS.md: a group SIGTERM can hang qcluster)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait(timeout=30)
 
 
 def median(values: Iterable[float]) -> float:

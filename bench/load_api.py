@@ -54,7 +54,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, BenchDatabase, django_setup, prepare_database, process_tree
+from bench.common import ROOT, BenchDatabase, django_setup, prepare_database, process_tree, stop
 
 FAKE_STORE_LATENCY_MS = 50
 CLUSTER_WORKERS = 2
@@ -110,17 +110,6 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: 
                 return
         time.sleep(0.2)
     raise RuntimeError(f"nothing listens on port {port} after {timeout:.0f}s; see {log}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the main process only (FINDINGS.md: a group SIGTERM can hang qcluster)."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait(timeout=30)
 
 
 def cpu_seconds(root_pid: int) -> float:

@@ -70,6 +70,7 @@ from bench.common import (
     process_tree,
     read_proc,
     spread,
+    stop,
 )
 
 CORES = 2
@@ -126,17 +127,6 @@ def start_cluster(*, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the main process only (FINDINGS.md: a group SIGTERM can hang qcluster)."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait(timeout=30)
 
 
 class ClusterWatch:

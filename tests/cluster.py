@@ -121,6 +121,20 @@ def wait_until(predicate, *, timeout: float, interval: float = 1.0, message: str
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}")
 
 
+def wait_for_scrapes_to_finish(*, timeout: float = 120) -> None:
+    """Wait until no run is RUNNING and no product is claimed (queued or fetching)."""
+    from tracking.models import Product, RunStatus, ScrapeRun
+
+    wait_until(
+        lambda: (
+            not ScrapeRun.objects.filter(status=RunStatus.RUNNING).exists()
+            and not Product.objects.filter(claimed_until__isnull=False).exists()
+        ),
+        timeout=timeout,
+        message="in-flight scrapes to finish",
+    )
+
+
 # --- Additions for the reliability tests (tests/test_reliability_*.py) -------------------------
 
 # Test-only lease overrides, applied inside a qcluster subprocess before it forks its workers:

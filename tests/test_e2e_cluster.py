@@ -20,7 +20,7 @@ from django_q.models import Task
 from accounts.models import User
 from pricetracker.schedules import register_schedules
 from scraping.models import Store, get_store
-from tests.cluster import clusters, wait_until
+from tests.cluster import clusters, wait_for_scrapes_to_finish, wait_until
 from tracking import services
 from tracking.models import PricePoint, Product, RunStatus, ScrapeRun, TrackingConfig
 
@@ -73,14 +73,7 @@ def test_a_real_cluster_fetches_every_product_once_per_interval(fake_store, tmp_
         wait_until(every_product_done, timeout=420, interval=3, message=f"{ROUNDS} successful runs per product")
         # Stop new work, let what is in flight finish, then stop the clusters.
         TrackingConfig.objects.update(enabled=False)
-        wait_until(
-            lambda: (
-                not ScrapeRun.objects.filter(status=RunStatus.RUNNING).exists()
-                and not Product.objects.filter(claimed_until__isnull=False).exists()
-            ),
-            timeout=120,
-            message="in-flight scrapes to finish",
-        )
+        wait_for_scrapes_to_finish()
         outputs = [cluster.output() for cluster in running]
 
     counts = fake_store.counts()

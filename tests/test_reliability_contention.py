@@ -27,9 +27,15 @@ from accounts.models import User
 from pricetracker.schedules import register_schedules
 from scraping.fakestore import default_price
 from scraping.models import get_store
-from tests.cluster import clusters, purge_broker, seed_tracked_products, wait_until, worker_pids
+from tests.cluster import (
+    clusters,
+    purge_broker,
+    seed_tracked_products,
+    wait_for_scrapes_to_finish,
+    worker_pids,
+)
 from tracking import services
-from tracking.models import Product, RunStatus, ScrapeRun, TrackingConfig
+from tracking.models import RunStatus, ScrapeRun, TrackingConfig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.default_db_only, pytest.mark.django_db(transaction=True)]
 
@@ -112,14 +118,7 @@ def test_api_writers_and_an_eight_worker_cluster_share_the_database_without_erro
         assert not any(thread.is_alive() for thread in threads)
         api_finished = timezone.now()
         # Every scrape, the burst's and the new trackers' first fetches, has finished.
-        wait_until(
-            lambda: (
-                not ScrapeRun.objects.filter(status=RunStatus.RUNNING).exists()
-                and not Product.objects.filter(claimed_until__isnull=False).exists()
-            ),
-            timeout=120,
-            message="in-flight scrapes to finish",
-        )
+        wait_for_scrapes_to_finish()
         assert cluster.proc is not None and cluster.proc.poll() is None
         output = cluster.output()
 
