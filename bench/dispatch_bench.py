@@ -164,7 +164,7 @@ def main() -> int:
         timed_tick(nullcontext, due=args.due, check_queue=True)  # warm-up: caches, prepared plans
 
         def no_enqueue() -> AbstractContextManager[object]:
-            return mock.patch("tracking.services.enqueue_scrape", lambda **kwargs: None)
+            return mock.patch("tracking.services.queue.enqueue_scrape", lambda **kwargs: None)
 
         full: list[float] = []
         claim: list[float] = []

@@ -368,7 +368,7 @@ def in_process(args: argparse.Namespace) -> int:
         from tracking.models import Product
 
         seed(products=args.products)
-        with mock.patch("tracking.services.enqueue_scrape", lambda **kwargs: None):
+        with mock.patch("tracking.services.queue.enqueue_scrape", lambda **kwargs: None):
             services.dispatch_due_products(limit=args.products)
         claims = list(Product.objects.order_by("pk").values_list("pk", "claim_token"))
         warm_up = min(10, len(claims) // 10)

@@ -169,5 +169,5 @@ class ScriptedProvider:
 def provider(monkeypatch, store) -> ScriptedProvider:
     """Replace the amazon.com provider seen by tracking with a scripted one."""
     scripted = ScriptedProvider()
-    monkeypatch.setattr("tracking.services.get_provider", lambda code: scripted)
+    monkeypatch.setattr("tracking.services.scrape.get_provider", lambda code: scripted)
     return scripted

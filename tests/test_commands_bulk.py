@@ -271,7 +271,7 @@ def test_products_being_scraped_right_now_are_left_alone(store, alice):
 
 
 def test_rescrape_all_prints_progress_per_batch(store, alice, monkeypatch):
-    monkeypatch.setattr(services, "RESCRAPE_BATCH", 2)
+    monkeypatch.setattr(services.bulk, "RESCRAPE_BATCH", 2)
     for i in range(1, 6):
         tracked(store, alice, f"B00000000{i}")
 

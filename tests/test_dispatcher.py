@@ -19,7 +19,7 @@ def enqueued(monkeypatch):
     """Capture enqueued scrapes instead of running them."""
     calls: list[tuple[int, str]] = []
     monkeypatch.setattr(
-        services,
+        services.queue,
         "enqueue_scrape",
         lambda *, product_id, claim_token, trigger, requested_by_id=None: calls.append((product_id, trigger)),
     )

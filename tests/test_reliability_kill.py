@@ -68,7 +68,7 @@ def _q_sync() -> None:
 @pytest.fixture
 def fast_claims(monkeypatch) -> None:
     """Claims made in this process (the burst, the dispatcher ticks) expire like the clusters'."""
-    monkeypatch.setattr(services, "CLAIM_LEASE", timedelta(seconds=CLAIM_LEASE_SECONDS))
+    monkeypatch.setattr(services.scheduling, "CLAIM_LEASE", timedelta(seconds=CLAIM_LEASE_SECONDS))
 
 
 @pytest.fixture

@@ -188,7 +188,7 @@ def test_scrapes_take_request_slots_spaced_by_the_store_rate(provider, alice, mo
     store = provider_store(provider)
     Store.objects.filter(pk=store.pk).update(requests_per_minute=60, next_request_at=None)
     slept: list[float] = []
-    monkeypatch.setattr(services.time, "sleep", slept.append)
+    monkeypatch.setattr(services.scrape.time, "sleep", slept.append)
     first, second = make_product(store, "B000000001"), make_product(store, "B000000002")
     for product in (first, second):
         make_tracker(alice, product)
@@ -211,10 +211,10 @@ def test_a_scrape_finding_no_free_slot_in_time_gives_the_product_back_unfetched(
         started_at=timezone.now(), lease_until=timezone.now() + timedelta(minutes=5),
     )  # fmt: skip
     polls: list[float] = []
-    monkeypatch.setattr(services.time, "sleep", polls.append)
-    monkeypatch.setattr(services, "max_slot_wait", lambda: 2.0)
+    monkeypatch.setattr(services.scrape.time, "sleep", polls.append)
+    monkeypatch.setattr(services.scrape, "max_slot_wait", lambda: 2.0)
     clock = iter(range(0, 100))
-    monkeypatch.setattr(services.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(services.scrape.time, "monotonic", lambda: float(next(clock)))
     token = services.product_claim(product_id=product.pk)
     assert services.product_scrape(product_id=product.pk, claim_token=token) is None
     product.refresh_from_db()

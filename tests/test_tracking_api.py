@@ -203,7 +203,7 @@ def test_a_manual_scrape_is_refused_while_the_breaker_is_open(alice, alice_clien
 
 
 def test_a_manual_scrape_while_one_is_queued_is_a_conflict(alice, alice_client, store, monkeypatch):
-    monkeypatch.setattr("tracking.services.enqueue_scrape", lambda **kwargs: None)
+    monkeypatch.setattr("tracking.services.queue.enqueue_scrape", lambda **kwargs: None)
     tracker = make_tracker(alice, make_product(store))
     assert alice_client.post(f"/api/trackers/{tracker.pk}/scrape/").status_code == 202
     assert alice_client.post(f"/api/trackers/{tracker.pk}/scrape/").status_code == 409

@@ -25,7 +25,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tracking import services
+from tracking import selectors, services
 from tracking.models import PricePoint, RunStatus, ScrapeRun, TrackingConfig
 from tracking.serializers import (
     PricePointSerializer,
@@ -234,7 +234,7 @@ class TrackerViewSet(
         """Min, max, average over the window; current price; all-time low and when."""
         tracker = self.get_object()
         since, until = _window(request)
-        stats = services.product_stats(product_id=tracker.product_id, since=since, until=until)
+        stats = selectors.product_stats(product_id=tracker.product_id, since=since, until=until)
         return Response(StatsSerializer(stats).data)
 
 

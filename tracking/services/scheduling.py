@@ -1,0 +1,205 @@
+"""When products are checked: claims, the dispatcher, schedules, manual scrape requests.
+
+A product is checked when it is due (``next_scrape_at``), unclaimed, tracked by an enabled
+tracker and its store allows it. Every claim is a conditional UPDATE, so two dispatchers (or a
+dispatcher and a manual request) never claim the same product.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Exists, F, IntegerField, Min, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from accounts.models import User
+from pricetracker.api import ApplicationError
+from scraping.models import Store
+from tracking import policy
+from tracking.models import Product, ScrapeRun, TrackingConfig, Trigger
+from tracking.services import queue
+
+# A claimed product is not due again until its claim expires. Long enough to cover the queue
+# wait of a busy cluster; short enough that a task lost by the Redis broker is retried soon.
+CLAIM_LEASE = timedelta(minutes=10)
+# Products the dispatcher may claim in one tick, across stores (the global budget).
+DISPATCH_MAX_PER_TICK = 1000
+
+
+def product_refresh_schedule(*, product_id: int, now: datetime | None = None) -> Product:
+    """Recompute a product's interval from its enabled trackers and fix its next check.
+
+    Interval = smallest among enabled trackers, never below the store minimum. No enabled
+    tracker: never due (``next_scrape_at`` null). The next check never moves earlier than
+    ``last_scraped_at + interval``, so adding a tracker never makes Amazon see us more often.
+    """
+    now = now or timezone.now()
+    product = Product.objects.select_related("store").get(pk=product_id)
+    smallest = TrackingConfig.objects.filter(product_id=product_id, enabled=True).aggregate(m=Min("interval_minutes"))[
+        "m"
+    ]
+    fields: dict[str, object] = {}
+    if smallest is None:
+        fields["next_scrape_at"] = None
+    else:
+        interval = max(int(smallest), product.store.min_interval_minutes)
+        fields["interval_minutes"] = interval
+        if product.backoff_until and product.backoff_until > now:
+            fields["next_scrape_at"] = product.backoff_until
+        elif product.last_scraped_at is None:
+            fields["next_scrape_at"] = product.next_scrape_at or now
+        else:
+            fields["next_scrape_at"] = product.last_scraped_at + timedelta(minutes=interval)
+    Product.objects.filter(pk=product_id).update(**fields)
+    for key, value in fields.items():
+        setattr(product, key, value)
+    return product
+
+
+def store_apply_min_interval(*, store_id: int) -> int:
+    """Re-derive every tracked product's interval of a store after its minimum interval changed.
+
+    Interval = max(smallest enabled tracker interval, store minimum), in one UPDATE. A product
+    whose interval rose to the new minimum is not due before ``last_scraped_at + minimum``
+    (never earlier than it already was) unless it is backing off after failures; one whose
+    interval fell keeps its next check and uses the shorter interval from its next scrape on.
+    Returns how many products were updated.
+    """
+    minimum = Store.objects.values_list("min_interval_minutes", flat=True).get(pk=store_id)
+    enabled = TrackingConfig.objects.filter(product=OuterRef("pk"), enabled=True)
+    smallest = Subquery(enabled.order_by().values("product").annotate(m=Min("interval_minutes")).values("m")[:1])
+    interval = Greatest(smallest, Value(minimum), output_field=IntegerField())
+    products = Product.objects.filter(store_id=store_id).filter(Exists(enabled))
+    updated = products.update(interval_minutes=interval)
+    earliest = F("last_scraped_at") + timedelta(minutes=minimum)
+    # Products backing off after failures keep their retry time (backoff has its own settings).
+    products.filter(interval_minutes=minimum, consecutive_failures=0, next_scrape_at__lt=earliest).update(
+        next_scrape_at=earliest
+    )
+    return updated
+
+
+def _claimable(now: datetime) -> Q:
+    return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+
+
+def product_claim(*, product_id: int, now: datetime | None = None) -> uuid.UUID | None:
+    """Claim one product for a scrape, whatever its schedule; None if a live claim exists."""
+    now = now or timezone.now()
+    token = uuid.uuid4()
+    claimed = (
+        Product.objects.filter(pk=product_id)
+        .filter(_claimable(now))
+        .update(claimed_until=now + CLAIM_LEASE, claim_token=token)
+    )
+    return token if claimed else None
+
+
+@dataclass
+class DispatchReport:
+    """What one dispatcher tick did."""
+
+    ran: bool = True
+    claimed: int = 0
+    per_store: dict[str, int] = field(default_factory=dict)
+    skipped_reason: str = ""
+
+
+def dispatch_due_products(*, now: datetime | None = None, limit: int = DISPATCH_MAX_PER_TICK) -> DispatchReport:
+    """Claim due products within each store's budget and enqueue one task per claim.
+
+    Due: ``next_scrape_at <= now``, no live claim, at least one enabled tracker, store enabled
+    and its breaker allowing. Claims are one conditional UPDATE per store batch, so two
+    dispatchers running at once never claim the same product.
+    """
+    now = now or timezone.now()
+    report = DispatchReport()
+    remaining = limit
+    for store in Store.objects.filter(enabled=True).order_by("pk"):
+        if remaining <= 0:
+            break
+        in_flight = Product.objects.filter(store=store, claimed_until__gt=now).count()
+        # One tick per minute: at most one minute's worth of requests, less what is still queued.
+        budget = min(remaining, store.requests_per_minute - in_flight)
+        breaker_budget = policy.breaker_dispatch_budget(store, now=now, in_flight=in_flight)
+        if breaker_budget is not None:
+            budget = min(budget, breaker_budget)
+        if budget <= 0:
+            report.per_store[store.code] = 0
+            continue
+        enabled_tracker = TrackingConfig.objects.filter(product=OuterRef("pk"), enabled=True)
+        due = list(
+            Product.objects.filter(store=store, next_scrape_at__lte=now)
+            .filter(_claimable(now))
+            .filter(Exists(enabled_tracker))
+            .order_by("next_scrape_at")
+            .values_list("pk", "consecutive_failures")[:budget]
+        )
+        if not due:
+            report.per_store[store.code] = 0
+            continue
+        token = uuid.uuid4()
+        ids = [pk for pk, _ in due]
+        with transaction.atomic(), queue.enqueued_together():
+            Product.objects.filter(pk__in=ids, next_scrape_at__lte=now).filter(_claimable(now)).update(
+                claimed_until=now + CLAIM_LEASE, claim_token=token
+            )
+            won = set(Product.objects.filter(pk__in=ids, claim_token=token).values_list("pk", flat=True))
+            for pk, failures in due:
+                if pk in won:
+                    trigger = Trigger.RETRY if failures else Trigger.SCHEDULED
+                    queue.enqueue_scrape(product_id=pk, claim_token=token, trigger=trigger)
+        report.per_store[store.code] = len(won)
+        report.claimed += len(won)
+        remaining -= len(won)
+    return report
+
+
+def tracker_request_scrape(*, tracker: TrackingConfig, user: User) -> uuid.UUID:
+    """Queue an immediate scrape for a user's tracker, or refuse with a clear reason."""
+    now = timezone.now()
+    product = Product.objects.select_related("store").get(pk=tracker.product_id)
+    store = product.store
+    if not store.enabled:
+        raise ApplicationError(
+            f"Scraping {store.code} is paused by the administrator.", code="store_disabled", status_code=503
+        )
+    if not policy.breaker_allows_manual(store):
+        raise ApplicationError(
+            f"{store.code} is blocking our requests, so scraping is paused (circuit breaker {store.breaker_state}). "
+            "Scheduled checks resume automatically.",
+            code="store_paused",
+            status_code=503,
+        )
+    used = ScrapeRun.objects.filter(
+        requested_by=user, trigger=Trigger.MANUAL, created_at__gte=now - timedelta(hours=1)
+    ).count()
+    if used >= user.manual_scrapes_per_hour:
+        raise ApplicationError(
+            f"You have used your {user.manual_scrapes_per_hour} manual scrapes for this hour. Try again later.",
+            code="manual_limit",
+            status_code=429,
+        )
+    if product.last_scraped_at is not None:
+        earliest = product.last_scraped_at + timedelta(minutes=store.min_interval_minutes)
+        if earliest > now:
+            wait = int((earliest - now).total_seconds() // 60) + 1
+            raise ApplicationError(
+                f"This product was checked {int((now - product.last_scraped_at).total_seconds() // 60)} minutes ago; "
+                f"{store.code} is checked at most every {store.min_interval_minutes} minutes. "
+                f"Try again in {wait} minutes.",
+                code="too_soon",
+                status_code=429,
+                extra={"retry_after_seconds": int((earliest - now).total_seconds())},
+            )
+    token = product_claim(product_id=product.pk, now=now)
+    if token is None:
+        raise ApplicationError(
+            "A check of this product is already queued or running.", code="already_queued", status_code=409
+        )
+    queue.enqueue_scrape(product_id=product.pk, claim_token=token, trigger=Trigger.MANUAL, requested_by_id=user.pk)
+    return token

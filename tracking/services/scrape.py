@@ -1,0 +1,161 @@
+"""Scrape: the task body. Check the claim, wait for a request slot, fetch, hand to record.
+
+The flow of one check is scrape (this module) -> record (:mod:`tracking.services.record`) ->
+evaluate (:mod:`tracking.services.evaluate`) -> notify (the hook in :mod:`tracking.hooks`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from scraping.models import Store
+from scraping.providers import get_provider
+from scraping.results import ScrapeResult, ScrapeStatus
+from tracking import policy
+from tracking.models import INTERNAL_ERROR, Product, ScrapeRun, Trigger
+from tracking.services.record import run_finish
+
+logger = logging.getLogger("tracking")
+
+# A run still RUNNING this long after it started is closed as worker_lost by the sweep. Covers
+# the django-q2 task timeout (after which the worker is killed anyway) plus a margin.
+RUN_LEASE_MARGIN = timedelta(seconds=30)
+# How long a task may wait for a free request slot before it hands the product back (also
+# bounded by what the django-q2 timeout leaves after the fetch itself, see max_slot_wait()).
+MAX_SLOT_WAIT_SECONDS = 45.0
+SLOT_POLL_SECONDS = 0.5
+
+
+def worker_name() -> str:
+    """host:pid of this process (computed per call: django-q2 forks workers after import)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_lease() -> timedelta:
+    """How long a run may stay RUNNING before it is presumed lost."""
+    return timedelta(seconds=int(settings.Q_CLUSTER["timeout"])) + RUN_LEASE_MARGIN  # type: ignore[arg-type]
+
+
+def product_scrape(
+    *, product_id: int, claim_token: uuid.UUID, trigger: str = Trigger.SCHEDULED, requested_by_id: int | None = None
+) -> ScrapeRun | None:
+    """Execute one claimed scrape: record a run, fetch politely, finish in one transaction.
+
+    Returns None (and records nothing) when the claim is no longer ours or the run already
+    exists, which is what a redelivered task sees.
+    """
+    deadline = time.monotonic() + max_slot_wait()
+    try:
+        started = _run_start(
+            product_id=product_id, claim_token=claim_token, trigger=trigger, requested_by_id=requested_by_id
+        )
+    except IntegrityError:  # a concurrent delivery of the same task created the run first
+        started = None
+    if started is None:
+        return None
+    run, product, wait_seconds = started
+    if wait_seconds is None:  # no request slot free right now: poll for one, or give the product back
+        reservation = _wait_for_slot(store_id=product.store_id, run_id=run.pk, deadline=deadline)
+        if reservation is None:
+            return _run_defer(run=run, product=product)
+        wait_seconds = reservation.wait_seconds
+    if wait_seconds > 0:
+        time.sleep(wait_seconds)
+
+    try:
+        result = get_provider(product.store.code).scrape(product.asin)
+    except Exception:  # the provider never raises for expected outcomes; this is a bug
+        logger.exception("scrape crashed", extra={"asin": product.asin})
+        result = ScrapeResult(status=ScrapeStatus.FAILED, message="Internal error; see the worker log.")
+        return run_finish(run=run, product=product, result=result, error_kind_override=INTERNAL_ERROR)
+    return run_finish(run=run, product=product, result=result)
+
+
+def _run_start(
+    *, product_id: int, claim_token: uuid.UUID, trigger: str, requested_by_id: int | None
+) -> tuple[ScrapeRun, Product, float | None] | None:
+    """Check the claim, record the run and try to take a request slot, in one transaction.
+
+    One transaction instead of three because on SQLite every write transaction queues for the
+    single write lock: with four workers on two cores each hand-off cost idle CPU (BENCHMARKS.md,
+    "One transaction to start a scrape"). Returns the run, the product (with its store) and the
+    seconds to wait for the slot taken (None: no slot free yet), or None when there is nothing
+    to do (claim lost, duplicate delivery, store paused or breaker open).
+    """
+    now = timezone.now()
+    lease = run_lease()
+    with transaction.atomic():
+        # Still our claim? Extend it to cover the run. A redelivered task after the run finished
+        # finds the claim cleared and stops here. On PostgreSQL this UPDATE also locks the
+        # product row, so a second delivery of the same task waits here until we commit.
+        if not Product.objects.filter(pk=product_id, claim_token=claim_token).update(claimed_until=now + lease):
+            logger.info("scrape skipped: claim no longer held", extra={"product_id": product_id})
+            return None
+        product = Product.objects.select_related("store").get(pk=product_id)
+        store = product.store
+        if not store.enabled or store.breaker_state == Store.BreakerState.OPEN:
+            # Queued before the store was paused or its breaker opened: hand the product back
+            # unfetched, due when the breaker's cooldown ends (the probe goes first).
+            resume = now
+            if store.breaker_state == Store.BreakerState.OPEN and store.breaker_opened_at:
+                resume = max(now, store.breaker_opened_at + timedelta(minutes=store.breaker_cooldown_minutes))
+            Product.objects.filter(pk=product_id, claim_token=claim_token).update(
+                claimed_until=None, claim_token=None, next_scrape_at=resume
+            )
+            logger.info("scrape skipped: store paused or breaker open", extra={"product_id": product_id})
+            return None
+        if ScrapeRun.objects.filter(product_id=product_id, claim_token=claim_token).exists():
+            logger.info("scrape skipped: duplicate delivery", extra={"product_id": product_id})
+            return None
+        slot = policy.take_request_slot(store_id=store.pk, now=now, max_wait_seconds=max_slot_wait())
+        run = ScrapeRun.objects.create(
+            product_id=product_id,
+            claim_token=claim_token,
+            trigger=trigger,
+            requested_by_id=requested_by_id,
+            lease_until=now + lease,
+            worker=worker_name(),
+            started_at=slot,
+        )
+    wait = None if slot is None else max(0.0, (slot - timezone.now()).total_seconds())
+    return run, product, wait
+
+
+def max_slot_wait() -> float:
+    """Seconds a task may wait for a request slot: the task timeout minus the fetch deadline and a margin."""
+    timeout = float(settings.Q_CLUSTER["timeout"])  # type: ignore[arg-type]
+    spare = timeout - settings.SCRAPE_TOTAL_TIMEOUT_SECONDS - 15
+    return max(1.0, min(MAX_SLOT_WAIT_SECONDS, spare))
+
+
+def _wait_for_slot(*, store_id: int, run_id: int, deadline: float) -> policy.SlotReservation | None:
+    """Poll for a request slot until ``deadline`` (monotonic); None if none came free in time."""
+    while True:
+        time.sleep(SLOT_POLL_SECONDS)
+        remaining = deadline - time.monotonic()
+        reservation = policy.reserve_request_slot(
+            store_id=store_id, run_id=run_id, max_wait_seconds=max(0.0, remaining)
+        )
+        if reservation is not None or remaining <= SLOT_POLL_SECONDS:
+            return reservation
+
+
+def _run_defer(*, run: ScrapeRun, product: Product) -> None:
+    """No request slot came free in time: give the product back without fetching or counting a failure."""
+    now = timezone.now()
+    with transaction.atomic():
+        ScrapeRun.objects.filter(pk=run.pk).delete()
+        Product.objects.filter(pk=product.pk, claim_token=run.claim_token).update(
+            claimed_until=None, claim_token=None, next_scrape_at=now + timedelta(minutes=1)
+        )
+    logger.info("scrape deferred: store request budget exhausted", extra={"asin": product.asin})
+    return None
