@@ -132,7 +132,7 @@ def seed(*, users: int, trackers: int, points: int) -> Seeded:
     from rest_framework_simplejwt.tokens import RefreshToken
 
     from accounts.models import User
-    from scraping.fakestore import default_price
+    from fakestore.server import default_price
     from scraping.models import get_store
     from tracking.models import PricePoint, Product, RunStatus, ScrapeRun, TrackingConfig
 

@@ -8,7 +8,7 @@ Everything runs on this machine and nothing touches the internet or your data:
    ``Q_REDIS_URL`` / ``CACHE_URL`` is dropped), console email, ``DEBUG`` on. Re-executing is the
    simple way to switch databases: settings are loaded before a command runs, and the web and
    cluster processes inherit the same environment.
-2. The re-executed process starts a fake amazon.com (:class:`scraping.fakestore.FakeStore`) in a
+2. The re-executed process starts a fake amazon.com (:class:`fakestore.server.FakeStore`) in a
    thread on a free loopback port and points ``AMAZON_BASE_URL`` at it, migrates, and seeds
    (:func:`seed`): a permissive store policy (1-minute minimum interval), a demo user and an
    admin with confirmed emails and fresh random passwords, and one tracker per
@@ -31,7 +31,7 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
-from scraping.fakestore import FakeStore
+from fakestore.server import FakeStore
 
 # Set in the re-executed process's environment; its absence means "re-execute first".
 DEMO_FLAG = "PRICETRACKER_DEMO"

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "pricetracker",
     "accounts",
     "scraping",
+    "fakestore",
     "tracking",
     "notifications",
 ]

@@ -255,7 +255,7 @@ def seed_tracked_products(*, count: int, users: Sequence[User], prefix: str, cro
 
     from django.utils import timezone
 
-    from scraping.fakestore import default_price
+    from fakestore.server import default_price
     from scraping.models import get_store
     from tracking.models import Product, TrackingConfig
 

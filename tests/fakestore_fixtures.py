@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from scraping.fakestore import FakeStore
+from fakestore.server import FakeStore
 
 
 # Named by `name=` so a test module can import it (`import fake_store_fixture`) without its test

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-import scraping.fakestore
-from scraping.fakestore import FAULT_KINDS, FakeStore, default_price
+import fakestore.control
+from fakestore.server import FAULT_KINDS, FakeStore, default_price
 
 ASIN = "B0TESTFS01"
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,7 +117,7 @@ def test_faulted_requests_do_not_advance_the_price_script(fake_store):
 
 def test_a_time_driven_script_advances_per_step(fake_store, monkeypatch):
     now = [1000.0]
-    monkeypatch.setattr(scraping.fakestore, "_clock", lambda: now[0])
+    monkeypatch.setattr(fakestore.control, "clock", lambda: now[0])
     fake_store.set_product(ASIN, script=["30.00", "25.00", "20.00"], advance="time", step_seconds=60)
     first = shown_price(get(fake_store).content)
     second = shown_price(get(fake_store).content)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from scraping.fakestore import FAULT_KINDS, FakeStore
+from fakestore.server import FAULT_KINDS, FakeStore
 from scraping.inputs import InvalidProductReference
 from scraping.providers import Provider, UnknownProvider, get_provider, providers, register, unregister
 from scraping.providers.amazon import AmazonProvider

@@ -24,8 +24,8 @@ from django_q.models import Task
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
+from fakestore.server import default_price
 from pricetracker.schedules import register_schedules
-from scraping.fakestore import default_price
 from scraping.models import get_store
 from tests.cluster import (
     clusters,

@@ -31,7 +31,7 @@ from django.utils import timezone
 from django_q.models import Schedule, Task
 
 from accounts.models import User
-from scraping.fakestore import FAULT_KINDS
+from fakestore.server import FAULT_KINDS
 from scraping.models import Store, get_store
 from scraping.results import ErrorKind
 from tests.cluster import clusters, peak_rss_kib, purge_broker, seed_tracked_products, wait_until, worker_pids

@@ -1,7 +1,7 @@
 """``manage.py fakestore``: run the local fake amazon.com until Ctrl-C.
 
 For tests, demos and benchmarks only: it serves our own Amazon-like pages on loopback, with
-latency, price scripts and fault injection controlled over JSON (see scraping/fakestore.py).
+latency, price scripts and fault injection controlled over JSON (see fakestore/server.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
-from scraping.fakestore import DEFAULT_FAULT_MIX, FAULT_KINDS, FakeStore
+from fakestore.server import DEFAULT_FAULT_MIX, FAULT_KINDS, FakeStore
 
 
 class Command(BaseCommand):
