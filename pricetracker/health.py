@@ -17,8 +17,9 @@ inside a 24-hour ``created_at`` window):
                       and, as a fallback signal, when the dispatcher task last finished.
 ``overdue_products``  products due for more than ``OVERDUE_AFTER`` with an enabled tracker, no
                       live claim and their store enabled: the workers are not keeping up.
-``stores``            per store: breaker state, last successful scrape, runs and block rate
-                      over the last hour and day, overdue products.
+``stores``            per store: breaker state, last successful scrape and the failed attempts
+                      since, runs, block and failure rates over the last hour and day, overdue
+                      products, and whether (and why, in plain words) the store is degraded.
 ``outbox``            alert emails due for sending (PENDING/FAILED past their next attempt).
 
 **Status rules.** ``unhealthy`` (HTTP 503) when the database or the broker fails, or when the
@@ -26,8 +27,24 @@ cluster is *required* and has shown no sign of life (no heartbeat, no finished d
 for ``HEALTH_CLUSTER_MAX_SILENCE_MINUTES`` (default 5). The cluster is required when
 ``HEALTH_REQUIRE_CLUSTER`` is on, which is its default whenever ``DEBUG`` is off; a laptop running
 only the web server then sees ``degraded``, not a failure. ``degraded`` (HTTP 200) when any other
-check is not ok: cluster missing but not required, overdue products, a store's breaker not
-closed, alert emails stuck for more than ``OUTBOX_STALE_AFTER``. Otherwise ``ok``.
+check is not ok: cluster missing but not required, overdue products, a store degraded (below),
+alert emails stuck for more than ``OUTBOX_STALE_AFTER``. Otherwise ``ok``.
+
+**A store is degraded** (enabled stores only: pausing one is deliberate) when
+
+- ``breaker``: its circuit breaker is not closed;
+- ``failure_rate``: at least ``HEALTH_STORE_MIN_RUNS`` (10) scrapes finished in the last hour and
+  ``HEALTH_STORE_MAX_FAILURE_PERCENT`` (50) or more of them failed. FAILED and BLOCKED both count:
+  either way no price was recorded, and blocks below the breaker's threshold still matter;
+- ``failing``: every attempt has failed for ``HEALTH_STORE_MAX_FAILING_MINUTES`` (60), at least
+  ``FAILING_MIN_ATTEMPTS`` of them, with no success in between. Measured from the first failure
+  after the last success, not from the last success itself: a store whose products are checked
+  every six hours is quiet, not failing, and products never scraped have had no chance to fail.
+  This catches small stores whose failures back off to too few runs for a rate.
+
+The two scraping rules apply only while the store has a product with an enabled tracker (old
+failures of products nobody tracks are history). Neither is a 503: the API still serves, and a
+load balancer must not take web nodes out of rotation because a store is failing.
 """
 
 from __future__ import annotations
@@ -39,7 +56,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -63,6 +80,14 @@ OUTBOX_STALE_AFTER = timedelta(minutes=10)
 DISPATCH_SCHEDULE = "tracking.dispatch"
 # Checks whose failure makes the installation unhealthy (503) whatever the configuration.
 CRITICAL_CHECKS = frozenset({"database", "queue"})
+# A store is "failing" only after this many failed attempts in a row: one flaky product of a
+# small store, retried a few minutes later, must not flip the status.
+FAILING_MIN_ATTEMPTS = 3
+# How far back the failures after a store's last success are read: the run counts' window, so a
+# store failing for longer is reported as failing "over the last 24 h", never a full-table read.
+FAILURE_LOOKBACK = timedelta(hours=24)
+# The rules that can degrade a store, as named in /metrics (pricetracker_store_degraded).
+STORE_RULES = ("breaker", "failure_rate", "failing")
 
 
 # --- Figures shared with pricetracker.metrics ------------------------------------------------
@@ -126,9 +151,23 @@ class StoreRuns:
         return self.by_status.get(RunStatus.BLOCKED, 0)
 
     @property
+    def failed(self) -> int:
+        return self.by_status.get(RunStatus.FAILED, 0)
+
+    @property
+    def failures(self) -> int:
+        """FAILED + BLOCKED runs: no price was recorded either way."""
+        return self.failed + self.blocked
+
+    @property
     def block_rate(self) -> float | None:
         """BLOCKED / finished runs; None when nothing finished (no rate to speak of)."""
         return self.blocked / self.finished if self.finished else None
+
+    @property
+    def failure_rate(self) -> float | None:
+        """(FAILED + BLOCKED) / finished runs; None when nothing finished."""
+        return self.failures / self.finished if self.finished else None
 
 
 def store_runs(*, now: datetime) -> dict[int, dict[str, StoreRuns]]:
@@ -162,13 +201,16 @@ def store_runs(*, now: datetime) -> dict[int, dict[str, StoreRuns]]:
 def overdue_products(*, now: datetime) -> dict[int, int]:
     """``{store_id: count}`` of products overdue by more than ``OVERDUE_AFTER``.
 
-    Overdue: due (``next_scrape_at``, index ``products_due_idx``) before ``now - OVERDUE_AFTER``,
-    no live claim, at least one enabled tracker. Disabled stores are left out: pausing a store
-    is deliberate, not a fault. Products in failure backoff are not due, so not counted.
+    Overdue: due (``next_scrape_at``) before ``now - OVERDUE_AFTER``, no live claim, at least one
+    enabled tracker. Disabled stores are left out: pausing a store is deliberate, not a fault.
+    Products in failure backoff are not due, so not counted. The store ids come first (a list
+    subquery) so the due products are a range of ``products_store_due_idx`` per store; joining
+    the store instead made SQLite read that whole index.
     """
     enabled_tracker = TrackingConfig.objects.filter(product=OuterRef("pk"), enabled=True)
+    enabled_stores = Store.objects.filter(enabled=True).values("pk")
     rows = (
-        Product.objects.filter(next_scrape_at__lt=now - OVERDUE_AFTER, store__enabled=True)
+        Product.objects.filter(store_id__in=enabled_stores, next_scrape_at__lt=now - OVERDUE_AFTER)
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
         .filter(Exists(enabled_tracker))
         .values("store_id")
@@ -178,14 +220,143 @@ def overdue_products(*, now: datetime) -> dict[int, int]:
     return {row["store_id"]: row["n"] for row in rows}
 
 
-def last_success(*, store_id: int) -> datetime | None:
-    """When the store's newest successful run finished (index ``scrape_runs_status_idx``)."""
-    return (
-        ScrapeRun.objects.filter(status=RunStatus.SUCCESS, product__store_id=store_id)
+@dataclass(frozen=True, slots=True)
+class SuccessGap:
+    """A store's newest successful scrape and the failed attempts after it."""
+
+    last_success: datetime | None
+    # FAILED and BLOCKED runs created after the last success (at most FAILURE_LOOKBACK back).
+    failures: int
+    # When the first of them was created; None when there is none.
+    failing_since: datetime | None
+
+
+def success_gap(*, store_id: int, now: datetime) -> SuccessGap:
+    """When the store last scraped successfully, and how many attempts have failed since.
+
+    Two range scans of the last day (index ``scrape_runs_status_idx``): the newest success, then
+    the failures after it. A success older than the window comes from the products' cached
+    ``last_success_at`` (the same instant the run recorded) over this store's products only; an
+    unbounded walk of the runs would read every other store's successes to find an old one.
+    """
+    since = now - FAILURE_LOOKBACK
+    newest = (
+        ScrapeRun.objects.filter(status=RunStatus.SUCCESS, product__store_id=store_id, created_at__gte=since)
         .order_by("-created_at")
-        .values_list("finished_at", flat=True)
+        .values_list("created_at", "finished_at")
         .first()
     )
+    if newest is not None:
+        since, last = newest
+    else:
+        last = Product.objects.filter(store_id=store_id).aggregate(last=Max("last_success_at"))["last"]
+    failed = ScrapeRun.objects.filter(
+        product__store_id=store_id, status__in=[RunStatus.FAILED, RunStatus.BLOCKED], created_at__gt=since
+    ).aggregate(count=Count("pk"), first=Min("created_at"))
+    return SuccessGap(last_success=last, failures=failed["count"], failing_since=failed["first"])
+
+
+def has_tracked_products(*, store_id: int) -> bool:
+    """Whether some product of the store has an enabled tracker (index ``products_store_due_idx``:
+    a product nobody tracks has no next check)."""
+    enabled_tracker = TrackingConfig.objects.filter(product=OuterRef("pk"), enabled=True)
+    return (
+        Product.objects.filter(store_id=store_id, next_scrape_at__isnull=False).filter(Exists(enabled_tracker)).exists()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoreLimits:
+    """When a store counts as degraded (settings ``HEALTH_STORE_*``, see the module docstring)."""
+
+    min_runs: int
+    max_failure_percent: int
+    max_failing: timedelta
+
+    @classmethod
+    def from_settings(cls) -> StoreLimits:
+        return cls(
+            min_runs=settings.HEALTH_STORE_MIN_RUNS,
+            max_failure_percent=settings.HEALTH_STORE_MAX_FAILURE_PERCENT,
+            max_failing=timedelta(minutes=settings.HEALTH_STORE_MAX_FAILING_MINUTES),
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "min_runs": self.min_runs,
+            "max_failure_rate": self.max_failure_percent / 100,
+            "max_failing_seconds": int(self.max_failing.total_seconds()),
+            "min_failed_attempts": FAILING_MIN_ATTEMPTS,
+        }
+
+
+@dataclass
+class StoreHealth:
+    """One store's scraping figures and the problems found in them (rule -> plain-words reason)."""
+
+    store: Store
+    runs: dict[str, StoreRuns]
+    gap: SuccessGap
+    problems: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def reason(self) -> str | None:
+        return "; ".join(self.problems.values()) or None
+
+
+def store_health(*, now: datetime, limits: StoreLimits | None = None) -> list[StoreHealth]:
+    """Every store's health, by code: one query for the runs of all stores, two per store for
+    its last success and the failures since, and one more only for a store a rule condemns."""
+    limits = limits or StoreLimits.from_settings()
+    runs = store_runs(now=now)
+    result = []
+    for store in Store.objects.order_by("code"):
+        windows = runs.get(store.pk) or {"1h": StoreRuns(), "24h": StoreRuns()}
+        gap = success_gap(store_id=store.pk, now=now)
+        problems = _store_problems(store, windows["1h"], gap, limits, now)
+        result.append(StoreHealth(store=store, runs=windows, gap=gap, problems=problems))
+    return result
+
+
+def _store_problems(
+    store: Store, hour: StoreRuns, gap: SuccessGap, limits: StoreLimits, now: datetime
+) -> dict[str, str]:
+    if not store.enabled:
+        return {}
+    problems: dict[str, str] = {}
+    if store.breaker_state != Store.BreakerState.CLOSED:
+        since = f" since {_iso(store.breaker_opened_at)}" if store.breaker_opened_at else ""
+        why = f": {store.breaker_reason}" if store.breaker_reason else ""
+        problems["breaker"] = f"circuit breaker {store.breaker_state.replace('_', '-')}{since}{why}"
+    scraping: dict[str, str] = {}
+    # Integer comparison: no float rounding at exactly the threshold.
+    if hour.finished >= limits.min_runs and hour.failures * 100 >= limits.max_failure_percent * hour.finished:
+        kinds = sorted(hour.failures_by_kind.items(), key=lambda item: (-item[1], item[0]))[:3]
+        scraping["failure_rate"] = (
+            f"{hour.failures} of {hour.finished} scrapes in the last hour failed "
+            f"({hour.failures / hour.finished:.0%}, limit {limits.max_failure_percent}%; "
+            + ", ".join(f"{kind} {count}" for kind, count in kinds)
+            + ")"
+        )
+    failing_for = now - gap.failing_since if gap.failing_since else None
+    if gap.failures >= FAILING_MIN_ATTEMPTS and failing_for is not None and failing_for >= limits.max_failing:
+        if gap.last_success is None:
+            lead = "no successful scrape yet"
+        else:
+            lead = f"no successful scrape for {_duration(now - gap.last_success)} (last at {_iso(gap.last_success)})"
+        scraping["failing"] = (
+            f"{lead}; {gap.failures} failed attempts in a row over the last {_duration(failing_for)} "
+            f"(limit {_duration(limits.max_failing)})"
+        )
+    # Failures of products nobody tracks any more are history, not a fault. Asked only when a
+    # rule fires, so a healthy store costs no query here.
+    if scraping and has_tracked_products(store_id=store.pk):
+        problems.update(scraping)
+    return problems
 
 
 def outbox_backlog(*, now: datetime) -> dict[str, object]:
@@ -217,6 +388,21 @@ def _round(rate: float | None) -> float | None:
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
+
+
+def _duration(delta: timedelta) -> str:
+    """A duration for people: "45 s", "95 min", "5 h 12 min", "2 days 3 h"."""
+    seconds = int(max(0.0, delta.total_seconds()))
+    if seconds < 120:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 120:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} days {hours} h"
 
 
 def check_database() -> dict[str, object]:
@@ -256,34 +442,40 @@ def check_overdue(now: datetime) -> dict[str, object]:
 
 
 def check_stores(now: datetime) -> dict[str, object]:
-    """Per store: breaker, last success, runs and block rates, overdue products."""
-    runs = store_runs(now=now)
+    """Per store: breaker, last success and failures since, run rates, overdue products, and
+    whether (and why) it is degraded."""
+    limits = StoreLimits.from_settings()
     overdue = overdue_products(now=now)
+    everything = store_health(now=now, limits=limits)
     stores: dict[str, object] = {}
-    ok = True
-    for store in Store.objects.order_by("code"):
-        windows = runs.get(store.pk, {"1h": StoreRuns(), "24h": StoreRuns()})
-        if store.enabled and store.breaker_state != Store.BreakerState.CLOSED:
-            ok = False
+    for health in everything:
+        store, gap = health.store, health.gap
         stores[store.code] = {
             "enabled": store.enabled,
+            "ok": health.ok,
+            "reason": health.reason,
             "breaker": {
                 "state": store.breaker_state,
                 "opened_at": _iso(store.breaker_opened_at),
                 "reason": store.breaker_reason,
             },
-            "last_success_at": _iso(last_success(store_id=store.pk)),
+            "last_success_at": _iso(gap.last_success),
+            "last_success_age_seconds": _age(gap.last_success, now),
+            "failures_since_last_success": gap.failures,
+            "failing_since": _iso(gap.failing_since),
             "overdue_products": overdue.get(store.pk, 0),
             **{
                 f"runs_{window}": {
-                    "finished": windows[window].finished,
-                    "blocked": windows[window].blocked,
-                    "block_rate": _round(windows[window].block_rate),
+                    "finished": runs.finished,
+                    "failed": runs.failed,
+                    "blocked": runs.blocked,
+                    "block_rate": _round(runs.block_rate),
+                    "failure_rate": _round(runs.failure_rate),
                 }
-                for window in ("1h", "24h")
+                for window, runs in health.runs.items()
             },
         }
-    return {"ok": ok, "stores": stores}
+    return {"ok": all(health.ok for health in everything), "limits": limits.as_dict(), "stores": stores}
 
 
 def check_outbox(now: datetime) -> dict[str, object]:
@@ -342,7 +534,9 @@ class HealthView(APIView):
         summary="Health of the installation",
         description=(
             "No authentication. `status` is `ok`, `degraded` (HTTP 200: something needs a look, e.g. overdue "
-            "products, an open circuit breaker, stuck alert emails, no cluster where none is required) or "
+            "products, an open circuit breaker, a store whose scrapes mostly fail or have all failed for a "
+            "while (`checks.stores.stores.<code>.reason` says which), stuck alert emails, no cluster where "
+            "none is required) or "
             "`unhealthy` (HTTP 503: database or task broker failing, or no django-q2 cluster heartbeat while "
             "`HEALTH_REQUIRE_CLUSTER` is on). `checks` has one entry per check, each with `ok`."
         ),

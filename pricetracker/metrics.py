@@ -4,9 +4,11 @@ Two sources:
 
 - :class:`DatabaseCollector` reads the database at scrape time, so its figures are the same
   whichever process answers (web workers, hosts): scrape runs by store and status and failures
-  by kind over the last hour and day, block rate, a scrape duration histogram over the last hour
-  (a *gauge* histogram: it describes a window, it does not only grow), queue depth, overdue
-  products, breaker state, last success, alert emails by status, live clusters and workers.
+  by kind over the last hour and day, block and failure rates, a scrape duration histogram over
+  the last hour (a *gauge* histogram: it describes a window, it does not only grow), queue depth,
+  overdue products, breaker state, last success and its age, failed attempts since, whether
+  /api/health/ calls the store degraded and by which rule, alert emails by status, live clusters
+  and workers.
   Windows instead of all-time totals keep every query on an index (see pricetracker.health).
 - :class:`RequestLatencyMiddleware` observes each request in this process into
   ``pricetracker_http_request_duration_seconds`` (labels: method, Django view name, status).
@@ -104,10 +106,11 @@ class DatabaseCollector(Collector):
 
     def _collect_all(self) -> Iterator[Metric]:
         now = timezone.now()
-        stores = {store.pk: store for store in Store.objects.order_by("code")}
-        yield from _store_metrics(stores, now)
-        yield from _run_metrics(stores, now)
-        yield _scrape_duration(stores, now)
+        # The same figures and verdicts as /api/health/, read once for both families below.
+        store_health = health.store_health(now=now)
+        yield from _store_metrics(store_health, now)
+        yield from _run_metrics(store_health)
+        yield _scrape_duration({entry.store.pk: entry.store for entry in store_health}, now)
         yield _gauge("pricetracker_queue_depth", "Tasks waiting in the django-q2 broker.", health.queue_depth())
         yield from _cluster_metrics()
         yield from _notification_metrics(now)
@@ -117,7 +120,7 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
 
 
-def _store_metrics(stores: dict[int, Store], now: datetime) -> Iterator[Metric]:
+def _store_metrics(store_health: list[health.StoreHealth], now: datetime) -> Iterator[Metric]:
     breaker = GaugeMetricFamily(
         "pricetracker_store_breaker_state",
         "1 for the store's current circuit-breaker state.",
@@ -129,6 +132,23 @@ def _store_metrics(stores: dict[int, Store], now: datetime) -> Iterator[Metric]:
         "Unix time the store's newest successful scrape finished (absent: none yet).",
         labels=["store"],
     )
+    last_success_age = GaugeMetricFamily(
+        "pricetracker_store_last_success_age_seconds",
+        "Seconds since the store's newest successful scrape finished (absent: none yet).",
+        labels=["store"],
+    )
+    failures_since = GaugeMetricFamily(
+        "pricetracker_store_failures_since_last_success",
+        f"FAILED and BLOCKED scrape runs since the store's newest success (read back at most "
+        f"{int(health.FAILURE_LOOKBACK.total_seconds() // 3600)} hours).",
+        labels=["store"],
+    )
+    degraded = GaugeMetricFamily(
+        "pricetracker_store_degraded",
+        "1 when /api/health/ reports the store degraded by this rule: breaker (not closed), failure_rate "
+        "(too many of the last hour's scrapes failed), failing (every attempt failed for too long).",
+        labels=["store", "rule"],
+    )
     overdue = GaugeMetricFamily(
         "pricetracker_overdue_products",
         f"Products due for more than {int(health.OVERDUE_AFTER.total_seconds() // 60)} minutes with an enabled "
@@ -136,17 +156,22 @@ def _store_metrics(stores: dict[int, Store], now: datetime) -> Iterator[Metric]:
         labels=["store"],
     )
     overdue_counts = health.overdue_products(now=now)
-    for store in stores.values():
+    for entry in store_health:
+        store, moment = entry.store, entry.gap.last_success
         for state in Store.BreakerState.values:
             breaker.add_metric([store.code, state], 1 if store.breaker_state == state else 0)
         enabled.add_metric([store.code], 1 if store.enabled else 0)
-        if (moment := health.last_success(store_id=store.pk)) is not None:
+        if moment is not None:
             last_success.add_metric([store.code], moment.timestamp())
+            last_success_age.add_metric([store.code], max(0.0, (now - moment).total_seconds()))
+        failures_since.add_metric([store.code], entry.gap.failures)
+        for rule in health.STORE_RULES:
+            degraded.add_metric([store.code, rule], 1 if rule in entry.problems else 0)
         overdue.add_metric([store.code], overdue_counts.get(store.pk, 0))
-    yield from (breaker, enabled, last_success, overdue)
+    yield from (breaker, enabled, last_success, last_success_age, failures_since, degraded, overdue)
 
 
-def _run_metrics(stores: dict[int, Store], now: datetime) -> Iterator[Metric]:
+def _run_metrics(store_health: list[health.StoreHealth]) -> Iterator[Metric]:
     runs = GaugeMetricFamily(
         "pricetracker_scrape_runs",
         "Finished scrape runs in the trailing window, by store and status.",
@@ -162,16 +187,23 @@ def _run_metrics(stores: dict[int, Store], now: datetime) -> Iterator[Metric]:
         "BLOCKED / finished scrape runs in the trailing window (absent when none finished).",
         labels=["store", "window"],
     )
-    for store_id, windows in health.store_runs(now=now).items():
-        code = stores[store_id].code if store_id in stores else str(store_id)
-        for window, counts in windows.items():
+    failure_rate = GaugeMetricFamily(
+        "pricetracker_scrape_failure_rate",
+        "(FAILED + BLOCKED) / finished scrape runs in the trailing window (absent when none finished).",
+        labels=["store", "window"],
+    )
+    for entry in store_health:
+        code = entry.store.code
+        for window, counts in entry.runs.items():
             for status in (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.BLOCKED):
                 runs.add_metric([code, status, window], counts.by_status.get(status, 0))
             for kind, count in sorted(counts.failures_by_kind.items()):
                 failures.add_metric([code, kind, window], count)
             if counts.block_rate is not None:
                 block_rate.add_metric([code, window], counts.block_rate)
-    yield from (runs, failures, block_rate)
+            if counts.failure_rate is not None:
+                failure_rate.add_metric([code, window], counts.failure_rate)
+    yield from (runs, failures, block_rate, failure_rate)
 
 
 def _scrape_duration(stores: dict[int, Store], now: datetime) -> Metric:

@@ -389,6 +389,13 @@ LOGGING = {
 # answers 503 when the cluster is required; only "degraded" otherwise (a laptop running just web).
 HEALTH_REQUIRE_CLUSTER = env_bool("HEALTH_REQUIRE_CLUSTER", not DEBUG)
 HEALTH_CLUSTER_MAX_SILENCE_MINUTES = env_int("HEALTH_CLUSTER_MAX_SILENCE_MINUTES", 5, minimum=1, maximum=1440)
+# A store (with enabled trackers) is "degraded" when at least HEALTH_STORE_MIN_RUNS scrapes finished
+# in the last hour and HEALTH_STORE_MAX_FAILURE_PERCENT or more of them failed (FAILED or BLOCKED),
+# or when every attempt has failed for HEALTH_STORE_MAX_FAILING_MINUTES (at most 12 h: runs are
+# read back 24 h).
+HEALTH_STORE_MIN_RUNS = env_int("HEALTH_STORE_MIN_RUNS", 10, minimum=1)
+HEALTH_STORE_MAX_FAILURE_PERCENT = env_int("HEALTH_STORE_MAX_FAILURE_PERCENT", 50, minimum=1, maximum=100)
+HEALTH_STORE_MAX_FAILING_MINUTES = env_int("HEALTH_STORE_MAX_FAILING_MINUTES", 60, minimum=1, maximum=720)
 # /metrics answers a bearer token (constant-time compare) or a client in these networks.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 if METRICS_TOKEN is not None and len(METRICS_TOKEN) < 16:

@@ -224,14 +224,14 @@ def test_it_reports_the_block_rate_per_store_over_the_last_hour_and_day(api_clie
 
     amazon = api_client.get(URL).json()["checks"]["stores"]["stores"]["amazon.com"]
 
-    assert amazon["runs_1h"] == {"finished": 4, "blocked": 1, "block_rate": 0.25}
-    assert amazon["runs_24h"] == {"finished": 8, "blocked": 1, "block_rate": 0.125}
+    assert amazon["runs_1h"] == {"finished": 4, "failed": 0, "blocked": 1, "block_rate": 0.25, "failure_rate": 0.25}
+    assert amazon["runs_24h"] == {"finished": 8, "failed": 4, "blocked": 1, "block_rate": 0.125, "failure_rate": 0.625}
 
 
 def test_a_store_without_runs_has_no_block_rate_rather_than_zero(api_client, store):
     amazon = api_client.get(URL).json()["checks"]["stores"]["stores"]["amazon.com"]
 
-    assert amazon["runs_1h"] == {"finished": 0, "blocked": 0, "block_rate": None}
+    assert amazon["runs_1h"] == {"finished": 0, "failed": 0, "blocked": 0, "block_rate": None, "failure_rate": None}
     assert amazon["last_success_at"] is None
 
 
@@ -261,6 +261,9 @@ def test_an_open_breaker_degrades_health_and_says_why(api_client, store, heartbe
         "opened_at": opened.isoformat(),
         "reason": "5 blocked responses",
     }
+    assert body["checks"]["stores"]["stores"]["amazon.com"]["reason"] == (
+        f"circuit breaker open since {opened.isoformat()}: 5 blocked responses"
+    )
 
 
 def test_alert_emails_stuck_in_the_outbox_degrade_health(api_client, store, alice, bob, heartbeat):
