@@ -1,11 +1,16 @@
-"""The user: email is the login (case-insensitive, unique), plus per-user limits."""
+"""The user: email is the login (case-insensitive, unique), plus per-user limits; mail quotas."""
 
 from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
-from django.db import models
+from django.db import models, transaction
+from django.db.models import F
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -125,3 +130,82 @@ class User(AbstractBaseUser, PermissionsMixin):
         if self.email_confirmed:
             return self.email
         return None
+
+
+# The longest window a quota may use; older rows are deleted as new emails are counted.
+MAX_QUOTA_WINDOW = timedelta(days=1)
+
+
+class _QuotaFull(Exception):
+    def __init__(self, wait_seconds: int) -> None:
+        super().__init__(wait_seconds)
+        self.wait_seconds = wait_seconds
+
+
+class MailQuotaManager(models.Manager["MailQuota"]):
+    def consume(self, *, scope: str, subject: str, limits: Sequence[tuple[int, int]], now: datetime) -> int | None:
+        """Count one email of ``scope`` for ``subject`` in every window of ``limits``.
+
+        ``limits`` are ``(count, window_seconds)`` pairs, e.g. ``[(3, 3600), (5, 86400)]``. Returns
+        None when the email may go (and is counted), or the seconds until every full window has
+        ended (and nothing is counted). Windows are fixed and aligned to the epoch (hours on the
+        hour, days at midnight UTC), so the wait is exact and one row serves each window.
+        Correct under concurrency on SQLite and PostgreSQL: each window is claimed with a
+        conditional UPDATE (``count < limit``), and a refusal rolls back the windows already
+        counted.
+        """
+        key = hashlib.sha256(f"{scope}:{subject}".encode()).hexdigest()
+        epoch = int(now.timestamp())
+        self.filter(window_start__lt=now - MAX_QUOTA_WINDOW).delete()
+        try:
+            with transaction.atomic():  # a savepoint: a full window undoes the others
+                waits = []
+                for limit, seconds in limits:
+                    start = datetime.fromtimestamp(epoch - epoch % seconds, tz=UTC)
+                    self.bulk_create(
+                        [MailQuota(key=key, window_seconds=seconds, window_start=start)], ignore_conflicts=True
+                    )
+                    counted = self.filter(key=key, window_seconds=seconds, window_start=start, count__lt=limit).update(
+                        count=F("count") + 1
+                    )
+                    if not counted:
+                        waits.append(int((start + timedelta(seconds=seconds) - now).total_seconds()) + 1)
+                if waits:
+                    raise _QuotaFull(max(waits))
+        except _QuotaFull as full:
+            return full.wait_seconds
+        return None
+
+
+class MailQuota(models.Model):
+    """How many emails of one kind went to one address (or for one account) in one fixed window.
+
+    Confirmation links and password resets can be aimed at anyone's address; these counters
+    keep a stranger from being flooded however many accounts or requests target them
+    (``accounts.services``). The subject is stored hashed: no stranger's address is kept here.
+    """
+
+    key = models.CharField(max_length=64)  # sha256 of "<scope>:<address or user id>"
+    window_seconds = models.PositiveIntegerField()
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    objects = MailQuotaManager()
+
+    class Meta:
+        db_table = "mail_quotas"
+        constraints = [
+            # One counter per window; its index also serves the conditional UPDATE.
+            models.UniqueConstraint(
+                fields=["key", "window_seconds", "window_start"], name="mail_quotas_one_per_window"
+            ),
+        ]
+        indexes = [
+            # Pruning: DELETE WHERE window_start < now - MAX_QUOTA_WINDOW.
+            models.Index(fields=["window_start"], name="mail_quotas_window_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"mail quota {self.key[:8]} {self.count} in {self.window_seconds}s from {self.window_start:%Y-%m-%d %H:%M}"
+        )

@@ -5,43 +5,41 @@ result. Every function is keyword-only and typed. Business-rule refusals raise
 :class:`pricetracker.api.ApplicationError`; a refusal about one input field carries
 ``{"errors": {field: [...]}}`` so clients see the same shape as a serializer validation error.
 
-Emails are plain text, sent with :func:`django.core.mail.send_mail` (the configured default
-mailer) from ``transaction.on_commit(..., robust=True)``: never for a transaction that rolled
-back, and a mail server failure is logged instead of failing a request whose data is saved.
+Emails (confirmation links, password reset tokens) are handed to the registered account email
+sender (:mod:`accounts.hooks`: the notifications outbox) inside the request's transaction: never
+sent for a transaction that rolled back, retried when the mail server is down, rendered with a
+fresh token only when sent (:mod:`accounts.emails`). Anyone can type a stranger's address, so
+every such email is counted per target address (and address changes per account) in
+:class:`accounts.models.MailQuota`; beyond the limits the request gets a 429 with the wait.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
-from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Value
 from django.db.models.functions import Coalesce
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.encoding import force_bytes, force_str
-from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
+from django.utils.encoding import force_str
+from django.utils.http import urlsafe_base64_decode
+from rest_framework import status
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
-from accounts.models import User, normalize_email
-from accounts.tokens import (
-    EmailKind,
-    check_email_confirmation_token,
-    make_email_confirmation_token,
-    parse_email_confirmation_token,
-)
+from accounts.emails import CONFIRMATION_KINDS
+from accounts.hooks import AccountEmailKind, account_email_sender
+from accounts.models import MailQuota, User, normalize_email
+from accounts.tokens import EmailKind, check_email_confirmation_token, parse_email_confirmation_token
 from pricetracker.api import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -53,6 +51,7 @@ WRONG_OLD_PASSWORD = "Your old password was entered incorrectly."  # noqa: S105 
 REFRESH_TOKEN_INVALID = "Invalid, expired or already revoked refresh token."  # noqa: S105 - a message, not a secret
 REFRESH_TOKEN_USED = "Token has already been used."  # noqa: S105 - a message, not a secret
 NO_ACTIVE_ACCOUNT = "No active account found for the given token."
+TOO_MANY_CHANGES = "You have changed your notification email too often."
 
 
 def _field_error(field: str, messages: list[str], *, code: str = "invalid") -> ApplicationError:
@@ -79,17 +78,38 @@ def _active_user(user_id: object) -> User | None:
     return User.objects.filter(pk=pk, is_active=True).first()
 
 
-def _site_link(url_name: str, **query: str) -> str:
-    return f"{settings.SITE_URL}{reverse(url_name)}?{urlencode(query)}"
+class EmailLimitReached(ApplicationError):
+    """429: too many emails to one address, or address changes by one account, for now.
+
+    ``wait`` (seconds) becomes DRF's ``Retry-After`` header; the body carries it as
+    ``retry_after_seconds``, like the other 429s of the API.
+    """
+
+    def __init__(self, message: str, *, code: str, wait: int) -> None:
+        super().__init__(
+            f"{message} Try again in {_wait_text(wait)}.",
+            code=code,
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            extra={"retry_after_seconds": wait},
+        )
+        self.wait = wait
 
 
-def _send_on_commit(*, subject: str, body: str, to: str) -> None:
-    # robust=True: the data is committed; a failing mail server must not turn that into a 500.
-    # The user can ask again (resend / reset), and the failure is logged by Django.
-    transaction.on_commit(
-        partial(send_mail, subject, body, settings.DEFAULT_FROM_EMAIL, [to]),
-        robust=True,
-    )
+def _wait_text(seconds: int) -> str:
+    minutes = -(-seconds // 60)
+    if minutes <= 90:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours = -(-minutes // 60)
+    return f"{hours} hours"
+
+
+def _count_email(*, scope: str, subject: str, limits: Sequence[tuple[int, int]]) -> int | None:
+    """Count one email (or change) against ``limits``; None if allowed, else the seconds to wait."""
+    return MailQuota.objects.consume(scope=scope, subject=subject, limits=limits, now=timezone.now())
+
+
+def _queue_email(*, user: User, kind: AccountEmailKind, to_email: str) -> None:
+    account_email_sender()(user=user, kind=kind, to_email=to_email)
 
 
 # --- Tokens ---------------------------------------------------------------------------------
@@ -177,38 +197,51 @@ def user_register(*, email: str, password: str) -> User:
     try:
         with transaction.atomic():
             user = User.objects.create_user(email, password)
-            user_send_email_confirmation(user=user, kind=EmailKind.LOGIN)
+            try:
+                user_send_email_confirmation(user=user, kind=EmailKind.LOGIN)
+            except EmailLimitReached:
+                # Others have had this address sent links lately; the account is still created
+                # and its owner asks for a link later (resend answers with the wait).
+                logger.info("user %s registered; confirmation not sent: the address reached its limit", user.pk)
     except IntegrityError:
         # Two registrations of one address at once: the case-insensitive constraint decides.
         raise _field_error("email", [EMAIL_TAKEN], code="email_taken") from None
     return user
 
 
+def _count_confirmation(address: str) -> None:
+    """Count a confirmation email to ``address`` whoever asks; 429 beyond the address's limits."""
+    wait = _count_email(scope="confirm-to", subject=address, limits=settings.ACCOUNTS_CONFIRMATION_EMAIL_LIMITS)
+    if wait is not None:
+        message = f"Too many confirmation emails have been sent to {address} recently."
+        raise EmailLimitReached(message, code="email_limit", wait=wait)
+
+
 def user_send_email_confirmation(*, user: User, kind: EmailKind) -> str:
-    """Email a confirmation link for ``user``'s ``kind`` address (after commit); return the address."""
+    """Queue a confirmation link for ``user``'s ``kind`` address; return the address.
+
+    Raises :class:`EmailLimitReached` (429) when that address has had its share of confirmation
+    emails; call it inside the transaction whose rollback should undo the count.
+    """
     address = getattr(user, kind.address_field)
-    token = make_email_confirmation_token(user, kind)
-    link = _site_link("accounts:email-confirm", token=token)
-    purpose = "sign in to" if kind is EmailKind.LOGIN else "receive price alerts from"
-    hours = settings.EMAIL_CONFIRMATION_TIMEOUT // 3600
-    body = (
-        f"Someone (hopefully you) asked to use {address} to {purpose} pricetracker.\n\n"
-        f"To confirm this address, open this link:\n\n{link}\n\n"
-        f"The link works once and expires in {hours} hours. "
-        f"If this was not you, ignore this email: nothing will be sent to this address.\n"
-    )
-    _send_on_commit(subject="Confirm your email address for pricetracker", body=body, to=address)
+    with transaction.atomic():
+        _count_confirmation(address)
+        _queue_email(user=user, kind=CONFIRMATION_KINDS[kind], to_email=address)
     return address
 
 
 def user_resend_email_confirmations(*, user: User) -> list[str]:
-    """Send new links for each of ``user``'s addresses still awaiting confirmation; return them."""
+    """Queue new links for each of ``user``'s addresses still awaiting confirmation; return them.
+
+    All or nothing: if one address is over its limit, nothing is sent and the 429 says so.
+    """
     pending = []
     if not user.email_confirmed:
         pending.append(EmailKind.LOGIN)
     if user.notification_email and not user.notification_email_confirmed:
         pending.append(EmailKind.NOTIFICATION)
-    return [user_send_email_confirmation(user=user, kind=kind) for kind in pending]
+    with transaction.atomic():
+        return [user_send_email_confirmation(user=user, kind=kind) for kind in pending]
 
 
 @dataclass(frozen=True)
@@ -241,23 +274,55 @@ def user_confirm_email(*, token: str) -> EmailConfirmation:
     return EmailConfirmation(user=user, kind=kind, address=address)
 
 
+def user_confirm_addresses_by_operator(*, email: str, notification: bool = False) -> list[str]:
+    """Mark an account's login address (and, if asked, its notification address) as confirmed.
+
+    For operators (``manage.py confirm_email``): a local install without a mail server, or a
+    user whose mail never arrives. Returns the addresses newly confirmed; raises LookupError
+    when no account signs in with ``email``.
+    """
+    user = User.objects.filter(email__iexact=normalize_email(email)).first()
+    if user is None:
+        raise LookupError(email)
+    now = timezone.now()
+    confirmed = []
+    kinds = [EmailKind.LOGIN, EmailKind.NOTIFICATION] if notification else [EmailKind.LOGIN]
+    for kind in kinds:
+        address = getattr(user, kind.address_field)
+        # The same conditional UPDATE as a clicked link: confirms this address only, once.
+        if address and User.objects.filter(
+            pk=user.pk, **{kind.address_field: address, f"{kind.verified_field}__isnull": True}
+        ).update(**{kind.verified_field: now}):
+            confirmed.append(address)
+    return confirmed
+
+
 def user_update_notification_email(*, user: User, notification_email: str) -> User:
     """Set where alerts go; a new address must be confirmed before alerts are sent there.
 
     Blank, or the login address itself, resets to "alerts go to the login email" (whose own
     confirmation then applies). Re-entering the current address changes nothing.
+
+    Raises :class:`EmailLimitReached` (429, nothing changed) when the account has changed its
+    address too often (``ACCOUNTS_EMAIL_CHANGE_LIMITS``) or the new address has had its share of
+    confirmation emails (``ACCOUNTS_CONFIRMATION_EMAIL_LIMITS``).
     """
     address = normalize_email(notification_email)
     if address == user.email:
         address = ""
     if address == user.notification_email:
         return user
-    user.notification_email = address
-    user.notification_email_verified_at = None
     with transaction.atomic():
+        wait = _count_email(scope="email-change", subject=str(user.pk), limits=settings.ACCOUNTS_EMAIL_CHANGE_LIMITS)
+        if wait is not None:
+            raise EmailLimitReached(TOO_MANY_CHANGES, code="email_change_limit", wait=wait)
+        if address:
+            _count_confirmation(address)
+        user.notification_email = address
+        user.notification_email_verified_at = None
         user.save(update_fields=["notification_email", "notification_email_verified_at"])
         if address:
-            user_send_email_confirmation(user=user, kind=EmailKind.NOTIFICATION)
+            _queue_email(user=user, kind=AccountEmailKind.CONFIRM_NOTIFICATION, to_email=address)
     return user
 
 
@@ -280,27 +345,22 @@ def user_change_password(*, user: User, old_password: str, new_password: str) ->
 
 
 def user_request_password_reset(*, email: str) -> None:
-    """Email a password reset token if an active account with a password uses ``email``.
+    """Queue a password reset email if an active account with a password uses ``email``.
 
     The caller answers the same whatever happens here, so the response never reveals whether an
-    address has an account. (The only difference is the work of handing one email to the mail
-    backend; with a local MTA or a queueing backend that is small.)
+    address has an account. (The only difference is writing one outbox row.) For the same
+    reason an address over ``ACCOUNTS_PASSWORD_RESET_EMAIL_LIMITS`` is not told: the email is
+    simply not queued, so resets cannot flood a mailbox from many client addresses.
     """
     user = User.objects.filter(email__iexact=normalize_email(email), is_active=True).first()
     if user is None or not user.has_usable_password():
         return
-    uid = urlsafe_base64_encode(force_bytes(user.pk))
-    token = default_token_generator.make_token(user)
-    hours = settings.PASSWORD_RESET_TIMEOUT // 3600
-    endpoint = f"{settings.SITE_URL}{reverse('accounts:password-reset-confirm')}"
-    body = (
-        f"Someone (hopefully you) asked to reset the password of the pricetracker account {user.email}.\n\n"
-        f"To choose a new password, send uid, token and new_password to {endpoint}\n\n"
-        f"uid: {uid}\ntoken: {token}\n\n"
-        f"The token works once and expires in {max(hours, 1)} hour(s). "
-        f"If this was not you, ignore this email: your password stays as it is.\n"
-    )
-    _send_on_commit(subject="Reset your pricetracker password", body=body, to=user.email)
+    with transaction.atomic():
+        limits = settings.ACCOUNTS_PASSWORD_RESET_EMAIL_LIMITS
+        if _count_email(scope="reset-to", subject=user.email, limits=limits) is not None:
+            logger.info("password reset for user %s not sent: the address reached its limit", user.pk)
+            return
+        _queue_email(user=user, kind=AccountEmailKind.PASSWORD_RESET, to_email=user.email)
 
 
 def user_reset_password(*, uid: str, token: str, new_password: str) -> User:

@@ -36,6 +36,10 @@ PASSWORD_RESET_REQUESTED = "If an account uses this address, we have emailed it 
 INVALID_INPUT = OpenApiResponse(description="Invalid input: `{message, code, errors: {field: [...]}}`.")
 UNAUTHORIZED = OpenApiResponse(description="Missing, invalid or expired credentials.")
 THROTTLED = OpenApiResponse(description="Too many requests; retry after the `Retry-After` header.")
+EMAIL_LIMIT = OpenApiResponse(
+    description="`email_limit`: the address has had its share of confirmation emails; `email_change_limit`: "
+    "you changed your notification email too often. `retry_after_seconds` (and `Retry-After`) say when to try again."
+)
 
 
 class PublicView(APIView):
@@ -121,9 +125,10 @@ class MeView(APIView):
         tags=[TAG],
         summary="Change where alerts go",
         description="Only `notification_email` is writable. A new address is emailed a confirmation "
-        "link; until it is confirmed alerts keep going to the confirmed login address.",
+        "link; until it is confirmed alerts keep going to the confirmed login address. Changes per account "
+        "and confirmation emails per address are limited (429, nothing changed).",
         request=ProfileSerializer,
-        responses={200: ProfileSerializer, 400: INVALID_INPUT, 401: UNAUTHORIZED},
+        responses={200: ProfileSerializer, 400: INVALID_INPUT, 401: UNAUTHORIZED, 429: EMAIL_LIMIT},
     )
     def patch(self, request: Request) -> Response:
         serializer = ProfileSerializer(request.user, data=request.data, partial=True)
@@ -175,7 +180,8 @@ class EmailResendView(APIView):
     @extend_schema(
         tags=[TAG],
         summary="Send new confirmation links",
-        description="One for each of your addresses still awaiting confirmation; `sent_to` lists them.",
+        description="One for each of your addresses still awaiting confirmation; `sent_to` lists them. "
+        "429 `email_limit` (nothing sent) when one of them has had its share of confirmation emails.",
         request=None,
         responses={200: EmailResendResultSerializer, 401: UNAUTHORIZED, 429: THROTTLED},
     )

@@ -1,4 +1,4 @@
-"""Admin for the alert outbox: why did an alert fail, and send it again."""
+"""Admin for the email outbox: why did an alert (or an account email) fail, and send it again."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from notifications.models import Notification, NotificationStatus
 class NotificationAdmin(admin.ModelAdmin):
     list_display = [
         "id",
+        "kind",
         "user",
         "product",
         "price",
@@ -21,11 +22,12 @@ class NotificationAdmin(admin.ModelAdmin):
         "currency",
         "status",
         "attempts",
+        "to_email",
         "last_error",
         "created_at",
         "sent_at",
     ]
-    list_filter = ["status", "created_at"]
+    list_filter = ["kind", "status", "created_at"]
     search_fields = ["user__email", "product__asin", "product__title", "to_email", "idempotency_key"]
     list_select_related = ["user", "product"]
     date_hierarchy = "created_at"

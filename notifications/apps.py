@@ -8,7 +8,11 @@ class NotificationsConfig(AppConfig):
     def ready(self) -> None:
         # tracking must not import notifications (imports flow one way), so the crossing
         # reaches us through this hook, inside the scrape's finishing transaction.
-        from notifications.services import notification_create_for_crossing
+        from accounts.hooks import register_account_email_sender
+        from notifications.services import account_email_create, notification_create_for_crossing
         from tracking.hooks import register_crossing_handler
 
         register_crossing_handler(notification_create_for_crossing)
+        # accounts must not import notifications either: its emails (confirmation links,
+        # password resets) reach the outbox through this hook, so they are retried like alerts.
+        register_account_email_sender(account_email_create)

@@ -1,12 +1,17 @@
-"""Building alert emails: subject, text and HTML bodies, and the deterministic Message-ID.
+"""Building outbox emails: subject, text and HTML bodies, and the deterministic Message-ID.
 
-Rendered from Django templates (``notifications/templates/notifications/``). HTML templates are
-autoescaped, so a product title such as ``<script>`` arrives as text; the plain-text templates
-turn autoescaping off on purpose.
+Alerts are rendered from Django templates (``notifications/templates/notifications/``). HTML
+templates are autoescaped, so a product title such as ``<script>`` arrives as text; the
+plain-text templates turn autoescaping off on purpose. Account emails come rendered from
+:func:`accounts.emails.account_email_render`.
+
+Every email is a :class:`CopySafeEmail`, so its links and tokens arrive unbroken.
 """
 
 from __future__ import annotations
 
+import email.message
+import email.policy
 from decimal import Decimal
 from email.utils import parseaddr
 from urllib.parse import urlsplit
@@ -19,6 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import Truncator
 
+from accounts.emails import RenderedEmail
 from notifications.models import Notification
 from scraping.inputs import canonical_url
 from tracking.models import PricePoint
@@ -26,6 +32,39 @@ from tracking.models import PricePoint
 # Subjects stay readable in a mail client's list; the body carries the full title.
 SUBJECT_TITLE_CHARS = 60
 CURRENCY_SYMBOLS = {"USD": "$"}
+# SMTP's hard limit on a line, without its CRLF (RFC 5321 4.5.3.1.6, RFC 5322 2.1.1).
+SMTP_MAX_LINE = 998
+
+
+class CopySafeEmail(EmailMultiAlternatives):
+    """An email whose text parts travel as written (7bit, or 8bit when not ASCII).
+
+    Python's email package sends any part with a line over 78 characters as quoted-printable,
+    which turns ``?token=`` into ``?token=3D`` and breaks a long link with ``=`` + newline: a
+    link or token copied from the raw message, a console backend's output or a client showing
+    the source does not work. Lines up to SMTP's limit of 998 characters are legal as they are,
+    so text parts are re-set with an identity encoding; only a part with a longer line keeps a
+    wrapping encoding (and its links survive decoding).
+    """
+
+    def message(self, *, policy: email.policy.Policy | None = email.policy.default) -> email.message.EmailMessage:
+        msg = super().message(policy=policy)
+        for part in msg.walk():
+            if part.get_content_maintype() == "text" and not part.is_multipart() and not part.is_attachment():
+                _send_as_written(part)
+        return msg
+
+
+def _send_as_written(part: email.message.EmailMessage) -> None:
+    text = part.get_content()
+    encoded = text.encode("utf-8")
+    if max((len(line) for line in encoded.splitlines()), default=0) > SMTP_MAX_LINE:
+        return
+    cte = "7bit" if encoded.isascii() else "8bit"
+    # clear_content keeps the other headers (Subject, To... on a single-part message).
+    subtype = part.get_content_subtype()
+    part.clear_content()
+    part.set_content(text, subtype=subtype, charset="utf-8", cte=cte)
 
 
 def format_money(amount: Decimal | None, currency: str) -> str:
@@ -62,9 +101,11 @@ def _lowest_point(product_id: int) -> PricePoint | None:
     return points.order_by("price", "observed_at").first()
 
 
-def build_alert_message(notification: Notification, *, to_email: str) -> EmailMultiAlternatives:
+def build_alert_message(notification: Notification, *, to_email: str) -> CopySafeEmail:
     """The price-drop email for ``notification``, addressed to ``to_email``."""
-    product = notification.product
+    product, point = notification.product, notification.price_point
+    if product is None or point is None:  # the database allows that for account emails only
+        raise ValueError(f"notification {notification.pk} is not an alert")
     full_title = _one_line(product.title) or product.asin
     lowest = _lowest_point(product.pk)
     tracker_url = ""
@@ -78,11 +119,11 @@ def build_alert_message(notification: Notification, *, to_email: str) -> EmailMu
         "target": format_money(notification.target_price, notification.currency),
         "lowest": format_money(lowest.price if lowest else notification.price, notification.currency),
         "lowest_at": lowest.observed_at if lowest else None,
-        "observed_at": notification.price_point.observed_at,
+        "observed_at": point.observed_at,
         "product_url": canonical_url(product.asin),
         "tracker_url": tracker_url,
     }
-    message = EmailMultiAlternatives(
+    message = CopySafeEmail(
         subject=_one_line(render_to_string("notifications/price_drop_subject.txt", context)),
         body=render_to_string("notifications/price_drop.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
@@ -93,10 +134,10 @@ def build_alert_message(notification: Notification, *, to_email: str) -> EmailMu
     return message
 
 
-def build_test_message(*, to_email: str) -> EmailMultiAlternatives:
+def build_test_message(*, to_email: str) -> CopySafeEmail:
     """A test email so a user can check that alerts reach them."""
     context = {"address": to_email, "sent_at": timezone.now()}
-    message = EmailMultiAlternatives(
+    message = CopySafeEmail(
         subject="pricetracker test email: your alerts will arrive here",
         body=render_to_string("notifications/test_email.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
@@ -104,3 +145,14 @@ def build_test_message(*, to_email: str) -> EmailMultiAlternatives:
     )
     message.attach_alternative(render_to_string("notifications/test_email.html", context), "text/html")
     return message
+
+
+def build_account_message(notification: Notification, rendered: RenderedEmail) -> CopySafeEmail:
+    """An account email (confirmation link, password reset) to the row's address."""
+    return CopySafeEmail(
+        subject=_one_line(rendered.subject),
+        body=rendered.body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[notification.to_email],
+        headers={"Message-ID": notification_message_id(notification)},
+    )

@@ -1,12 +1,15 @@
-"""Alert workflows: crossing -> outbox row -> send -> retry, the outbox sweep, test emails.
+"""Outbox workflows: crossing or account email -> outbox row -> send -> retry, the outbox sweep,
+test emails.
 
 The life of a notification::
 
     crossing (inside the scrape transaction)      -> PENDING, send task enqueued on commit
+    account email (inside the request transaction)-> PENDING, send task enqueued on commit
     PENDING / FAILED and due --claim--------------> SENDING (lease, attempts + 1)
-    SENDING --no confirmed address----------------> HELD     (the sweep releases it, or gives up)
+    SENDING --alert, no confirmed address---------> HELD      (the sweep releases it, or gives up)
+    SENDING --account email no longer applies-----> CANCELLED (address replaced or confirmed)
     SENDING --mail server accepted----------------> SENT
-    SENDING --any error---------------------------> FAILED   (retry with backoff, or for good)
+    SENDING --any error---------------------------> FAILED    (retry with backoff, or for good)
     SENDING past its lease (worker died) --sweep--> FAILED, due now
 
 Every transition is a conditional UPDATE checked by its row count, so two workers, a
@@ -19,6 +22,7 @@ from __future__ import annotations
 import enum
 import logging
 import smtplib
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,9 +33,16 @@ from django.db.models import F, Q
 from django.utils import timezone
 from rest_framework import status
 
+from accounts.emails import account_email_render
+from accounts.hooks import AccountEmailKind
 from accounts.models import User
-from notifications.emails import build_alert_message, build_test_message, notification_message_id
-from notifications.models import Notification, NotificationStatus, crossing_key
+from notifications.emails import (
+    build_account_message,
+    build_alert_message,
+    build_test_message,
+    notification_message_id,
+)
+from notifications.models import Notification, NotificationKind, NotificationStatus, crossing_key
 from pricetracker.api import ApplicationError
 from tracking.models import PricePoint, TrackingConfig
 
@@ -56,6 +67,9 @@ ERROR_CHARS = 300
 
 NO_ADDRESS = "No confirmed email address for alerts: the alert is held until the user confirms one."
 HOLD_GAVE_UP = "Gave up: no confirmed email address for alerts within 7 days."
+NO_LONGER_NEEDED = (
+    "Not sent: no longer needed (the address was changed or confirmed since, or the account was deactivated)."
+)
 WORKER_LOST = "WorkerLost: the worker stopped while sending (killed or timed out); retrying."
 NO_ADDRESS_FOR_TEST = (
     "You have no confirmed email address for alerts. Confirm your login email or your notification "
@@ -69,6 +83,7 @@ class SendOutcome(enum.StrEnum):
     SENT = "sent"
     FAILED = "failed"
     HELD = "held"
+    CANCELLED = "cancelled"  # an account email that no longer applies
     SKIPPED = "skipped"  # another process got there first, or the row is not due
 
 
@@ -100,6 +115,27 @@ def notification_create_for_crossing(tracker: TrackingConfig, price_point: Price
     except IntegrityError:
         logger.info("notification for %s already recorded", key)
         return Notification.objects.get(idempotency_key=key)
+    notification_enqueue(notification_id=notification.pk)
+    return notification
+
+
+def account_email_create(*, user: User, kind: AccountEmailKind, to_email: str) -> Notification:
+    """Write the outbox row for an account email and enqueue its send after commit.
+
+    The account email sender of :mod:`accounts.hooks`: called inside the request's transaction,
+    so the row commits or rolls back with the change that asked for it. The row names only
+    the recipient; the email, with a fresh token, is rendered when it is sent.
+    """
+    notification = Notification.objects.create(
+        user=user,
+        kind=NotificationKind(kind.value),
+        to_email=to_email,
+        # Each request is its own email (a second link is a new, wanted email); the key names it
+        # in the Message-ID so the retries of one email share it. Short, so that header stays
+        # on one line.
+        idempotency_key=f"account-{uuid.uuid4().hex[:16]}",
+        next_attempt_at=timezone.now() + ENQUEUE_GRACE,
+    )
     notification_enqueue(notification_id=notification.pk)
     return notification
 
@@ -180,16 +216,40 @@ def notification_send(*, notification_id: int) -> SendOutcome:
         attempts=notification.attempts,
         status__in=[NotificationStatus.SENDING, NotificationStatus.FAILED, NotificationStatus.PENDING],
     )
-    address = notification.user.alert_address()
-    if address is None:
-        # Not a delivery attempt: nothing was tried, so it does not count against MAX_ATTEMPTS.
-        mine.update(status=NotificationStatus.HELD, lease_until=None, attempts=F("attempts") - 1, last_error=NO_ADDRESS)
-        logger.info("notification %s held: user %s has no confirmed address", notification_id, notification.user_id)
-        return SendOutcome.HELD
+    rendered = None
+    if notification.kind == NotificationKind.ALERT:
+        address = notification.user.alert_address()
+        if address is None:
+            # Not a delivery attempt: nothing was tried, so it does not count against MAX_ATTEMPTS.
+            mine.update(
+                status=NotificationStatus.HELD, lease_until=None, attempts=F("attempts") - 1, last_error=NO_ADDRESS
+            )
+            logger.info("notification %s held: user %s has no confirmed address", notification_id, notification.user_id)
+            return SendOutcome.HELD
+    else:
+        address = notification.to_email
+        # Rendered now, from the account's current state: the token is fresh and is never
+        # sent for an address that was replaced (or confirmed) since the row was written.
+        rendered = account_email_render(
+            user=notification.user, kind=AccountEmailKind(notification.kind), to_email=address
+        )
+        if rendered is None:
+            mine.update(
+                status=NotificationStatus.CANCELLED,
+                lease_until=None,
+                attempts=F("attempts") - 1,
+                last_error=NO_LONGER_NEEDED,
+            )
+            logger.info("notification %s cancelled: %s no longer applies", notification_id, notification.kind)
+            return SendOutcome.CANCELLED
 
     message_id = notification_message_id(notification)
     try:
-        build_alert_message(notification, to_email=address).send()
+        if rendered is None:
+            message = build_alert_message(notification, to_email=address)
+        else:
+            message = build_account_message(notification, rendered)
+        message.send()
     except Exception as exc:  # any backend error is recorded and retried, never raised to the queue
         error = error_summary(exc)
         final = notification.attempts >= MAX_ATTEMPTS

@@ -1,6 +1,7 @@
 """Notifications API: the user's own alerts (read-only) and a test email.
 
 Every queryset is scoped to ``request.user``: another user's notification is a 404, never a 403.
+Account emails share the outbox table but are not alerts, so they are not listed here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from notifications import services
-from notifications.models import Notification, NotificationStatus
+from notifications.models import Notification, NotificationKind, NotificationStatus
 from notifications.serializers import NotificationSerializer, TestEmailSentSerializer
 
 
@@ -37,7 +38,9 @@ class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> QuerySet[Notification]:
         return (
-            Notification.objects.filter(user=self.request.user).select_related("product").order_by("-created_at", "-pk")
+            Notification.objects.filter(user=self.request.user, kind=NotificationKind.ALERT)
+            .select_related("product")
+            .order_by("-created_at", "-pk")
         )
 
 

@@ -4,13 +4,16 @@ Every error response has the same JSON shape::
 
     {"message": "Human readable summary.", "code": "machine_code", "errors": {"field": ["..."]}}
 
-``errors`` is present for validation failures only. Unexpected exceptions become a generic 500
+``errors`` is present for validation failures only. A 429 or 503 whose exception knows when to
+come back (DRF's ``Throttled.wait``, an ``ApplicationError``'s ``retry_after_seconds``) carries
+it in a ``Retry-After`` header, in whole seconds. Unexpected exceptions become a generic 500
 with no stack trace; the traceback goes to the log.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.conf import settings
@@ -114,6 +117,20 @@ def _first_message(errors: Any) -> str | None:
     return None
 
 
+# Statuses whose Retry-After means "try again after this many seconds" (RFC 9110, 10.2.3).
+RETRY_AFTER_STATUSES = frozenset({status.HTTP_429_TOO_MANY_REQUESTS, status.HTTP_503_SERVICE_UNAVAILABLE})
+
+
+def _retry_after_seconds(exc: Exception) -> int | None:
+    """When the client may try again, in whole seconds rounded up; None when nobody knows."""
+    wait = getattr(exc, "wait", None)
+    if wait is None and isinstance(exc, ApplicationError):
+        wait = exc.extra.get("retry_after_seconds")
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not math.isfinite(wait):
+        return None
+    return max(0, math.ceil(wait))
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render every API error as ``{"message", "code", "errors"?}``; hide unexpected ones."""
     if isinstance(exc, Http404):
@@ -135,6 +152,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             {"message": "Internal server error. The error was logged.", "code": "server_error"},
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
+
+    retry_after = _retry_after_seconds(exc)
+    if retry_after is not None and response.status_code in RETRY_AFTER_STATUSES:
+        # DRF's own handler sets it for Throttled only; refusals of the services (too_soon, email
+        # limits) carry their wait in ``extra``, where a client's HTTP library never looks.
+        response["Retry-After"] = str(retry_after)
 
     body: dict[str, Any]
     if isinstance(exc, exceptions.ValidationError):

@@ -547,7 +547,11 @@ class HealthView(APIView):
     )
     def get(self, request: Request) -> Response:
         report = health_report()
-        response = Response(report, status=503 if report["status"] == "unhealthy" else 200)
+        unhealthy = report["status"] == "unhealthy"
+        response = Response(report, status=503 if unhealthy else 200)
         # Probes must see the current state, never a cached page.
         response["Cache-Control"] = "no-store"
+        if unhealthy:
+            # Every 503 says when to look again (RFC 9110): the next check is worth a minute's wait.
+            response["Retry-After"] = "60"
         return response

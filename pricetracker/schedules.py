@@ -8,6 +8,7 @@ rows and corrects drifted ones; running it twice changes nothing. It runs after 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -43,6 +44,14 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         doc="Recover the alert outbox: expired send leases, held alerts now deliverable, lost and due retries.",
     ),
 )
+
+
+def schedule_period(name: str) -> timedelta:
+    """How often the periodic job ``name`` runs (its tick)."""
+    for spec in SCHEDULES:
+        if spec.name == name:
+            return timedelta(minutes=spec.minutes)
+    raise KeyError(f"No periodic job named {name!r}.")
 
 
 def register_schedules(*, using: str = "default") -> dict[str, str]:

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "axes",
     "pricetracker",
     "accounts",
     "scraping",
@@ -92,6 +93,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out admin login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "pricetracker.urls"
@@ -190,6 +193,48 @@ AUTH_PASSWORD_VALIDATORS = [
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_SECONDS", 3600, minimum=60)
 ACCOUNTS_REQUIRE_EMAIL_VERIFICATION = env_bool("ACCOUNTS_REQUIRE_EMAIL_VERIFICATION", True)
 EMAIL_CONFIRMATION_TIMEOUT = env_int("EMAIL_CONFIRMATION_TIMEOUT_SECONDS", 3 * 24 * 3600, minimum=60)
+
+
+def _mail_limits(name: str, default: str) -> list[tuple[int, int]]:
+    """``"3/hour,5/day"`` -> ``[(3, 3600), (5, 86400)]``: at most that many per fixed window."""
+    periods = {"hour": 3600, "day": 86400}
+    limits = []
+    for item in env_list(name, default.split(",")):
+        count, _, period = item.partition("/")
+        if not count.isdigit() or int(count) < 1 or period not in periods:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not a limit such as '3/hour' or '5/day'.")
+        limits.append((int(count), periods[period]))
+    return limits
+
+
+# Anyone can type a stranger's address (issue 11): confirmation links per target address however
+# many accounts ask, password resets per address (silently: the answer must not tell), and
+# notification address changes per account. Beyond them: 429 with the wait (accounts.services).
+ACCOUNTS_CONFIRMATION_EMAIL_LIMITS = _mail_limits("THROTTLE_CONFIRMATION_EMAIL", "3/hour,5/day")
+ACCOUNTS_PASSWORD_RESET_EMAIL_LIMITS = _mail_limits("THROTTLE_PASSWORD_RESET_EMAIL", "3/hour,10/day")
+ACCOUNTS_EMAIL_CHANGE_LIMITS = _mail_limits("THROTTLE_EMAIL_CHANGE", "5/hour,20/day")
+
+# The admin login is locked per username + client address after repeated wrong passwords
+# (django-axes; the API's token endpoint has its own throttle and is never locked by axes).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ONLY_ADMIN_SITE = True
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=100)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ADMIN_LOGIN_COOLOFF_MINUTES", 15, minimum=1, maximum=24 * 60))
+AXES_COOLOFF_MESSAGE = (
+    "Too many failed sign-ins for this account from your address. "
+    f"Try again in {int(AXES_COOLOFF_TIME.total_seconds() // 60)} minutes."
+)
+AXES_RESET_ON_SUCCESS = True
+# The admin form sends "username", the API "email"; both lower-cased, so case changes count together.
+AXES_USERNAME_CALLABLE = "accounts.lockout.login_username"
+# The same client address as the DRF throttles (NUM_PROXIES), not a forgeable X-Forwarded-For.
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_ip"
+# Quiet start-up; failures and lockouts are still logged (username and address masked by axes).
+AXES_VERBOSE = False
 # Where links in emails point (confirmation, password reset, product pages of the API).
 SITE_URL = env_http_url("SITE_URL", "http://127.0.0.1:8000")
 
@@ -197,6 +242,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Admin pages show times to the second with their time zone ("2026-03-02 10:15:42 UTC"): telling
+# runs and workers apart needs more than Django's "March 2, 2026, 10:15 a.m." (pricetracker/formats).
+FORMAT_MODULE_PATH = ["pricetracker.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"

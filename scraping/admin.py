@@ -27,6 +27,8 @@ POLICY_FIELDS = (
     "breaker_threshold",
     "breaker_window_minutes",
     "breaker_cooldown_minutes",
+    "min_plausible_price",
+    "max_plausible_price",
 )
 BREAKER_FIELDS = ("breaker_state", "breaker_opened_at", "breaker_reason", "next_request_at", "updated_at")
 REASON_MAX_LENGTH = Store._meta.get_field("breaker_reason").max_length
@@ -74,6 +76,10 @@ class StoreAdmin(admin.ModelAdmin):
             {"fields": ("min_interval_minutes", "requests_per_minute", "concurrency")},
         ),
         ("Failure backoff per product", {"fields": ("backoff_base_minutes", "backoff_max_minutes")}),
+        (
+            "Plausible prices (outside: a FAILED run, implausible_price; never a price point)",
+            {"fields": ("min_plausible_price", "max_plausible_price")},
+        ),
         (
             "Circuit breaker settings",
             {"fields": ("breaker_threshold", "breaker_window_minutes", "breaker_cooldown_minutes")},

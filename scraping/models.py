@@ -7,9 +7,13 @@ read and update these fields with conditional UPDATEs; nothing here runs that lo
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+
+from scraping.results import MAX_STORABLE_PRICE
 
 
 def default_min_interval_minutes() -> int:
@@ -58,6 +62,21 @@ class Store(models.Model):
     breaker_opened_at = models.DateTimeField(null=True, blank=True)
     breaker_reason = models.CharField(max_length=200, blank=True, default="")
 
+    # A scraped price outside this range is a FAILED run (implausible_price), never a price point:
+    # one misparsed page must not become history, an alert or a 12-digit "current price".
+    min_plausible_price = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        default=Decimal("0.01"),
+        help_text="A scraped price below this is treated as a parsing error (FAILED, implausible_price).",
+    )
+    max_plausible_price = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        default=Decimal("1000000.00"),
+        help_text="A scraped price above this is treated as a parsing error (FAILED, implausible_price).",
+    )
+
     next_request_at = models.DateTimeField(
         null=True, blank=True, help_text="The rate limiter's next free request slot."
     )
@@ -80,6 +99,14 @@ class Store(models.Model):
             models.CheckConstraint(condition=Q(breaker_window_minutes__gte=1), name="store_breaker_window_positive"),
             models.CheckConstraint(
                 condition=Q(breaker_state__in=["closed", "open", "half_open"]), name="store_breaker_state_valid"
+            ),
+            # An empty range would fail every scrape of the store; a maximum beyond what the price
+            # columns hold would let the database, not the classifier, refuse a price.
+            models.CheckConstraint(
+                condition=Q(min_plausible_price__gte=0)
+                & Q(max_plausible_price__gte=F("min_plausible_price"))
+                & Q(max_plausible_price__lte=MAX_STORABLE_PRICE),
+                name="store_plausible_price_range_valid",
             ),
         ]
 

@@ -87,8 +87,22 @@ MARKETPLACE_CURRENCIES: dict[str, str] = {
 # Currencies written with "$" or "¥": the marketplace decides which one is meant.
 AMBIGUOUS_SYMBOL_CURRENCIES = {"USD": {"CAD", "MXN", "AUD", "SGD"}, "JPY": {"CNY"}}
 
-# A number as Amazon prints it: digits with ".", ",", spaces or apostrophes as separators.
-_NUMBER = re.compile(r"\d(?:[\d.,'\u00a0\u202f ]*\d)?")
+# One well-formed amount as Amazon prints it, in text whose spaces are already collapsed to " ".
+# Thousands are grouped by threes with one consistent separator (",", ".", "'" or a space) and
+# the decimals (one or two digits) follow the other separator; India groups lakhs (1,23,456.00);
+# or plain digits with optional decimals. Anything else is not one amount: a separator may join
+# digits only where the grouping allows it, so "$12,345.67 12,345.67", "$19.99 2" and
+# "$29.99 10% off" read as their first amount instead of one long number. The lookarounds keep
+# a match from starting or ending inside a longer number ("1,234.567" is not "1,234.56").
+_AMOUNT = re.compile(
+    r"(?<![\d.,'])"
+    r"(?:"
+    r"\d{1,3}(?P<group>[,.' ])\d{3}(?:(?P=group)\d{3})*(?:(?!(?P=group))[.,]\d{1,2})?"
+    r"|\d{1,2}(?:,\d{2})+,\d{3}(?:\.\d{1,2})?"
+    r"|\d+(?:[.,]\d{1,2})?"
+    r")"
+    r"(?!\d|[.,']\d)"
+)
 _SPACES = re.compile(r"[\s\u00a0\u202f]+")
 
 
@@ -148,17 +162,18 @@ def currency_of(text: str, marketplace_currency: str | None = None) -> str | Non
 
 
 def parse_money(text: str, marketplace_currency: str | None = None) -> Money | None:
-    """The first amount in ``text`` with its currency; None when there is no single price.
+    """The first well-formed amount in ``text`` with its currency; None when there is no price.
 
-    A range ("$12.99 - $24.99") is not a price a shopper pays, so it gives None.
+    Two numbers are never joined into one: "$19.99 2" is 19.99. A range ("$12.99 - $24.99") is
+    not a price a shopper pays, so it gives None.
     """
     text = _SPACES.sub(" ", text).strip()
-    numbers = list(_NUMBER.finditer(text))
+    numbers = list(_AMOUNT.finditer(text))
     if not numbers:
         return None
     if len(numbers) >= 2 and re.search("[-\u2013]", text[numbers[0].end() : numbers[1].start()]):
         return None
-    amount = parse_amount(numbers[0].group().strip())
+    amount = parse_amount(numbers[0].group())
     if amount is None:
         return None
     # The symbol sits right before or right after the number ("$8.99", "8,00 €", "SAR 1,279.00").

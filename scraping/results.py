@@ -7,9 +7,16 @@ timeouts, blocks and unparseable pages are results with a status and an error ki
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+
+# The largest amount a price column (numeric(12,2)) can hold. Anything above is refused by
+# the database (PostgreSQL: "numeric field overflow"; SQLite: the CHECK constraints in
+# tracking.models), so it is classified here, before it reaches a transaction.
+MAX_STORABLE_PRICE = Decimal("9999999999.99")
+CENT = Decimal("0.01")
 
 
 class ScrapeStatus(StrEnum):
@@ -40,6 +47,9 @@ class ErrorKind(StrEnum):
     OVERSIZED = "oversized"
     NOT_HTML = "not_html"
     REDIRECT_REFUSED = "redirect_refused"
+    # The page parsed, but its price cannot be right: outside the store's plausible range
+    # (Store.min_plausible_price / max_plausible_price) or too big for the price column.
+    IMPLAUSIBLE_PRICE = "implausible_price"
 
 
 class Availability(StrEnum):
@@ -103,3 +113,40 @@ class ScrapeResult:
         for key in ("status", "error_kind", "availability"):
             data[key] = str(data[key])
         return data
+
+
+def check_price_range(result: ScrapeResult, *, low: Decimal, high: Decimal) -> ScrapeResult:
+    """``result`` with its prices checked against the plausible range ``[low, high]``.
+
+    A price outside the range (or beyond what the column can hold, whatever ``high`` says)
+    turns a SUCCESS into a FAILED result with ``IMPLAUSIBLE_PRICE``: one absurd page must never
+    become a price point. A list price outside the range is only informational, so it is
+    dropped and the price a shopper pays is kept. Prices in range are rounded to the cent, as
+    the column stores them (half up, like PostgreSQL), so what is compared to a target is what
+    is stored.
+    """
+    if not result.ok or result.price is None:
+        return result
+    high = min(high, MAX_STORABLE_PRICE)
+    if not low <= result.price <= high:
+        return dataclasses.replace(
+            result,
+            status=ScrapeStatus.FAILED,
+            error_kind=ErrorKind.IMPLAUSIBLE_PRICE,
+            message=f"The page's price {_short(result.price)} is outside this store's plausible range "
+            f"{low}-{high}; not recorded.",
+        )
+    list_price = result.list_price
+    if list_price is not None and not low <= list_price <= high:
+        list_price = None
+    return dataclasses.replace(
+        result,
+        price=result.price.quantize(CENT, rounding=ROUND_HALF_UP),
+        list_price=None if list_price is None else list_price.quantize(CENT, rounding=ROUND_HALF_UP),
+    )
+
+
+def _short(amount: Decimal) -> str:
+    # A parsed amount is digits only, but may be very long: keep the admin's message readable.
+    text = str(amount)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -54,11 +54,11 @@ def test_the_axes_are_labelled_with_the_lowest_and_highest_price_and_the_first_a
     assert "2026-03-07" in labels
 
 
-def test_a_short_history_shows_times_as_well_as_dates():
-    svg = price_history_svg(series("20.00", "15.00", step=timedelta(hours=1)))
+def test_a_short_history_shows_times_to_the_second_with_their_zone():
+    svg = price_history_svg(series("20.00", "15.00", step=timedelta(hours=1, seconds=7)))
 
-    assert "2026-03-01 12:00" in texts(svg)
-    assert "2026-03-01 13:00" in texts(svg)
+    assert "2026-03-01 12:00:00 UTC" in texts(svg)
+    assert "2026-03-01 13:00:07 UTC" in texts(svg)
 
 
 def test_each_target_is_a_labelled_dashed_line_even_outside_the_observed_prices():

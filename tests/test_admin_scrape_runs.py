@@ -41,13 +41,15 @@ def test_the_list_shows_each_runs_product_outcome_and_timings(admin_client, prod
         bytes_received=2048,
         trigger=Trigger.MANUAL,
         rule="",
+        message="Captcha: Amazon asked us to type the characters of an image.",
     )
 
     response = admin_client.get(CHANGELIST)
 
     assert response.status_code == 200
     page = response.content.decode()
-    for expected in ("B00RUNLIST", "Espresso machine", "Blocked", "captcha", "503", "1,234 ms", "2.0", "Manual"):
+    # The product title is the ASIN link's tooltip; bytes and rule are on the run's own page.
+    for expected in ("B00RUNLIST", "Espresso machine", "Blocked (captcha)", "503", "1,234 ms", "Manual", "asked us"):
         assert expected in page
 
 

@@ -64,3 +64,9 @@ def test_the_store_list_shows_the_breaker_and_the_next_request_slot(admin_client
     assert response.status_code == 200
     assert b"Closed (scraping)" in response.content
     assert b"probe succeeded" in response.content
+
+
+def test_the_plausible_price_range_is_editable(admin_client, store):
+    page = admin_client.get(f"/admin/scraping/store/{store.pk}/change/")
+    assert b'name="min_plausible_price"' in page.content
+    assert b'name="max_plausible_price"' in page.content

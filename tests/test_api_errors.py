@@ -7,7 +7,7 @@ import logging
 import pytest
 from django.http import Http404
 from django.urls import path
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -50,7 +50,26 @@ class Missing(APIView):
         raise Http404("no such tracker 42")
 
 
+class Throttles(APIView):
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> Response:
+        raise exceptions.Throttled(wait=float(request.query_params["wait"]))
+
+
+class RefusesFor(APIView):
+    """An ApplicationError with the status and ``retry_after_seconds`` of the query string."""
+
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> Response:
+        extra = {"retry_after_seconds": int(request.query_params["retry"])} if "retry" in request.query_params else None
+        raise ApplicationError("Not now.", code="not_now", status_code=int(request.query_params["status"]), extra=extra)
+
+
 urlpatterns = [
+    path("throttles/", Throttles.as_view()),
+    path("refuses-for/", RefusesFor.as_view()),
     path("boom/", Boom.as_view()),
     path("needs-name/", NeedsName.as_view()),
     path("refuses/", Refuses.as_view()),
@@ -121,3 +140,31 @@ def test_an_unknown_url_is_a_json_404(db):
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
     assert response.json() == {"message": "Not found.", "code": "not_found"}
+
+
+@pytest.mark.parametrize(("wait", "header"), [(0.4, "1"), (59.0, "59"), (3599.2, "3600")])
+def test_a_throttled_answer_says_when_to_retry_in_whole_seconds_rounded_up(wait, header):
+    response = APIClient().get("/throttles/", {"wait": wait})
+
+    assert response.status_code == 429
+    assert response["Retry-After"] == header
+    assert response.json()["code"] == "throttled"
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_refusal_that_knows_when_to_come_back_sends_retry_after(status):
+    response = APIClient().get("/refuses-for/", {"status": status, "retry": 120})
+
+    assert response.status_code == status
+    assert response["Retry-After"] == "120"
+    assert response.json() == {"message": "Not now.", "code": "not_now", "retry_after_seconds": 120}
+
+
+@pytest.mark.parametrize(("status", "retry"), [(503, None), (429, None), (409, 120), (400, 120)])
+def test_retry_after_is_sent_only_by_a_429_or_503_that_knows_when(status, retry):
+    query = {"status": status} | ({"retry": retry} if retry is not None else {})
+
+    response = APIClient().get("/refuses-for/", query)
+
+    assert response.status_code == status
+    assert "Retry-After" not in response

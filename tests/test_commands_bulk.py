@@ -26,6 +26,16 @@ def run(name: str, *args: str) -> tuple[str, str]:
     return out.getvalue(), err.getvalue()
 
 
+def run_import(*args: str) -> tuple[str, str, int]:
+    """``import_trackers`` as a script sees it: stdout, stderr and the exit status."""
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("import_trackers", *args, stdout=out, stderr=err)
+    except CommandError as exc:
+        return out.getvalue(), err.getvalue(), exc.returncode
+    return out.getvalue(), err.getvalue(), 0
+
+
 @pytest.fixture
 def csv_file(tmp_path):
     def write(text: str) -> str:
@@ -53,12 +63,13 @@ def test_it_creates_one_tracker_per_row_and_prints_a_summary(store, alice, csv_f
     path = csv_file(
         "url_or_asin,target_price,interval_minutes\n"
         "B000000001,19.99,\n"
-        "https://www.amazon.com/Some-Thing/dp/B000000002/ref=sr_1_1?th=1,$25.50,120\n"
+        "https://www.amazon.com/Some-Thing/dp/B000000002/ref=sr_1_1?th=1,25.50,120\n"
         "B000000003,7,30\n"
     )
 
-    out, err = run("import_trackers", "--user", "ALICE@example.com", path)
+    out, err, status = run_import("--user", "ALICE@example.com", path)
 
+    assert status == 0
     assert summary(out) == {"created": 3, "duplicates": 0, "invalid": 0, "over limit": 0}
     assert "Imported trackers.csv for alice@example.com: 3 rows." in out
     assert err == ""
@@ -86,18 +97,19 @@ def test_bad_rows_are_reported_with_their_line_number_and_the_import_goes_on(sto
         "B000000009,12.00,60\n"  # the only good row
     )
 
-    out, err = run("import_trackers", "--user", "alice@example.com", path)
+    out, err, status = run_import("--user", "alice@example.com", path)
 
+    assert status == 3
     assert summary(out) == {"created": 1, "duplicates": 0, "invalid": 8, "over limit": 0}
     lines = err.splitlines()
-    assert lines[0] == "line 1: target price 'abc' is not a number"
+    assert lines[0] == "line 1: target price 'abc': A valid number is required."
     assert lines[1].startswith("line 2: ") and "amazon.com" in lines[1]
     assert lines[2] == "line 3: no target price (give one in the row or use --default-target)"
     assert lines[3] == "line 5: interval 'often' is not a whole number of minutes"
     assert lines[4].startswith("line 6: The minimum interval for amazon.com is 30 minutes")
     assert lines[5].startswith("line 7: expected at most 3 columns")
-    assert lines[6] == "line 9: target price '0' must be greater than 0"
-    assert lines[7] == "line 10: target price '1.999' has more than 2 decimal places"
+    assert lines[6] == "line 9: target price '0': Ensure this value is greater than or equal to 0.01."
+    assert lines[7] == "line 10: target price '1.999': Ensure that there are no more than 2 decimal places."
     assert list(TrackingConfig.objects.values_list("product__asin", flat=True)) == ["B000000009"]
     # A refused row leaves nothing behind, not even a product.
     assert not Product.objects.filter(asin="B000000006").exists()
@@ -107,19 +119,22 @@ def test_rows_already_tracked_count_as_duplicates(store, alice, csv_file):
     make_tracker(alice, make_product(store, "B000000001"))
     path = csv_file("B000000001,10\nB000000002,10\nB000000002,12\n")
 
-    out, err = run("import_trackers", "--user", "alice@example.com", path)
+    out, err, status = run_import("--user", "alice@example.com", path)
 
+    # Every row is tracked now: that is a success.
+    assert status == 0
     assert summary(out) == {"created": 1, "duplicates": 2, "invalid": 0, "over limit": 0}
     assert "line 1: You already track B000000001" in err
-    assert "line 3: You already track B000000002" in err
+    assert "line 3: B000000002 is already on line 2 of this file." in err
 
 
 def test_rows_beyond_the_users_tracker_limit_are_counted_as_over_limit(store, make_user, csv_file):
     make_user("carol@example.com", max_trackers=2)
     path = csv_file("".join(f"B00000000{i},10\n" for i in range(1, 5)))
 
-    out, err = run("import_trackers", "--user", "carol@example.com", path)
+    out, err, status = run_import("--user", "carol@example.com", path)
 
+    assert status == 3
     assert summary(out) == {"created": 2, "duplicates": 0, "invalid": 0, "over limit": 2}
     assert err.count("the limit for your account") == 2
     # The refused rows left no disabled trackers behind.
@@ -178,13 +193,82 @@ def test_a_dry_run_reports_the_same_summary_and_saves_nothing(store, alice, csv_
     make_tracker(alice, make_product(store, "B000000001"))
     path = csv_file("B000000001,10\nB000000002,10\nB000000003,oops\n")
 
-    out, err = run("import_trackers", "--user", "alice@example.com", "--dry-run", path)
+    out, err, status = run_import("--user", "alice@example.com", "--dry-run", path)
 
+    assert status == 3
     assert summary(out) == {"created": 1, "duplicates": 1, "invalid": 1, "over limit": 0}
     assert "Dry run: nothing was saved." in out
-    assert "line 3: target price 'oops' is not a number" in err
+    assert "line 3: target price 'oops': A valid number is required." in err
     assert TrackingConfig.objects.count() == 1
     assert not Product.objects.filter(asin="B000000002").exists()
+
+
+def test_a_dry_run_reports_exactly_what_the_real_run_then_does(store, make_user, csv_file):
+    make_user("carol@example.com", max_trackers=3)
+    rows = (
+        "B000000001,10\n"
+        "B000000001,12\n"  # the same product again: a duplicate of line 1, not of a tracker id
+        "B000000002,$9.99\n"  # refused, as by the API
+        "B000000002,9.99\n"  # so this one is new
+        "https://www.amazon.com/dp/B000000001?th=1,11\n"  # line 1's product in another form
+        "B000000003,10\n"
+        "B000000004,10\n"  # over Carol's limit of 3
+    )
+    path = csv_file(rows)
+
+    dry = run_import("--user", "carol@example.com", "--dry-run", path)
+    assert TrackingConfig.objects.count() == 0
+    real = run_import("--user", "carol@example.com", path)
+
+    assert dry[0].replace("Dry run: nothing was saved.\n", "") == real[0]
+    assert dry[1:] == real[1:]
+    assert summary(real[0]) == {"created": 3, "duplicates": 2, "invalid": 1, "over limit": 1}
+    lines = real[1].splitlines()
+    assert lines[:3] == [
+        "line 2: B000000001 is already on line 1 of this file.",
+        "line 3: target price '$9.99': A valid number is required.",
+        "line 5: B000000001 is already on line 1 of this file.",
+    ]
+    assert lines[3].startswith("line 7: ") and "limit" in lines[3] and len(lines) == 4
+    assert TrackingConfig.objects.count() == 3
+
+
+def test_a_target_price_is_read_by_the_apis_own_rules(store, alice, alice_client, csv_file):
+    prices = [
+        "$9.99",
+        "9.99$",
+        "1e3",
+        "0x10",
+        "-1",
+        "0.001",
+        "10000000000",
+        "NaN",
+        "Infinity",
+        "9.99",
+        "7",
+        "9999999999.99",
+    ]
+    path = csv_file("".join(f"B0PRICE{i:03d},{price}\n" for i, price in enumerate(prices)))
+
+    _, err, _ = run_import("--user", "alice@example.com", path)
+
+    refused_by_import = {int(line.split(":")[0].removeprefix("line ")) - 1 for line in err.splitlines()}
+    refused_by_api = {
+        i
+        for i, price in enumerate(prices)
+        if alice_client.post(
+            "/api/trackers/", {"asin": f"B0APIPR{i:03d}", "target_price": price}, format="json"
+        ).status_code
+        == 400
+    }
+    assert refused_by_import == refused_by_api
+    assert refused_by_import == set(range(9))
+
+
+def test_the_exit_statuses_are_documented_in_the_help():
+    from tracking.management.commands.import_trackers import Command
+
+    assert "Exit status: 0" in Command.help and "3 the import finished" in Command.help
 
 
 def test_progress_is_reported_on_stderr_every_n_rows(store, alice, csv_file):
@@ -243,18 +327,25 @@ def test_rescrape_all_makes_every_tracked_product_due_spread_over_the_stores_rat
     assert untracked.next_scrape_at == later
 
 
-def test_the_dispatcher_then_picks_them_up_at_the_stores_pace(store, alice):
+def test_the_dispatcher_then_picks_them_up_at_the_stores_pace(store, alice, monkeypatch):
     store.requests_per_minute = 60
     store.save()
     for i in range(1, 7):
         tracked(store, alice, f"B00000000{i}", next_scrape_at=timezone.now() + timedelta(days=1))
     started = timezone.now()
     run("rescrape_all", "--yes")
+    waits = []
+    monkeypatch.setattr(services.queue, "enqueue_scrape", lambda **task: waits.append(task["not_before"]))
+    tick = started + timedelta(seconds=2.5)
 
-    report = services.dispatch_due_products(now=started + timedelta(seconds=2.5))
+    report = services.dispatch_due_products(now=tick)
 
-    # Slots are one second apart: products 0 and 1 are due, product 2 perhaps, the rest not yet.
-    assert 2 <= report.claimed <= 3
+    # Slots are one second apart. A tick claims what is due before the next tick; the task of a
+    # product not due yet waits for its slot (products 0 and 1 are due, product 2 perhaps).
+    assert report.claimed == 6
+    slots = sorted(Product.objects.values_list("next_scrape_at", flat=True))
+    assert sorted(wait for wait in waits if wait is not None) == [slot for slot in slots if slot > tick]
+    assert 3 <= len(waits) - waits.count(None) <= 4
 
 
 def test_products_being_scraped_right_now_are_left_alone(store, alice):

@@ -21,7 +21,9 @@ def enqueued(monkeypatch):
     monkeypatch.setattr(
         services.queue,
         "enqueue_scrape",
-        lambda *, product_id, claim_token, trigger, requested_by_id=None: calls.append((product_id, trigger)),
+        lambda *, product_id, claim_token, trigger, requested_by_id=None, not_before=None: calls.append(
+            (product_id, trigger)
+        ),
     )
     return calls
 

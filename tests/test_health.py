@@ -104,6 +104,7 @@ def test_it_is_unhealthy_without_a_cluster_when_workers_are_expected(api_client,
     response = api_client.get(URL)
 
     assert response.status_code == 503
+    assert response["Retry-After"] == "60"
     body = response.json()
     assert body["status"] == "unhealthy"
     cluster = body["checks"]["cluster"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scraping.parsing import (
     RULES,
@@ -102,6 +104,73 @@ def test_text_without_digits_is_not_a_price():
 def test_a_dollar_sign_on_a_canadian_page_is_canadian_dollars():
     assert parse_money("$19.99", "CAD") == Money(Decimal("19.99"), "CAD")
     assert parse_money("R$ 19,99", "CAD") == Money(Decimal("19.99"), "BRL")
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [
+        ("$12,345.67 12,345.67", "12345.67"),  # was 123456712345.67
+        ("$19.99 2", "19.99"),  # was 19992
+        ("$29.99 10% off", "29.99"),  # was 29.9910
+        ("1.279,00 € 2.399,00 €", "1279.00"),
+        ("1 279,00 € 1 499,00 €", "1279.00"),
+        ("₹1,23,456.00 ₹1,50,000.00", "123456.00"),  # India groups lakhs
+        ("CHF 1'234.50 statt 1'499.00", "1234.50"),
+        ("$5.99 (2 new offers)", "5.99"),
+    ],
+)
+def test_two_numbers_side_by_side_are_never_joined_into_one(text, amount):
+    money = parse_money(text)
+    assert money is not None and money.amount == Decimal(amount)
+
+
+@pytest.mark.parametrize("text", ["1,234.567", "19.99,20.00", "$.99"])
+def test_a_number_that_is_not_one_well_formed_amount_is_not_a_price(text):
+    assert parse_money(text) is None
+
+
+def format_amount(amount: Decimal, style: str) -> str:
+    """``amount`` (two decimals) as one of the marketplaces prints it."""
+    whole, fraction = f"{amount:.2f}".split(".")
+    if style == "india":
+        head, tail = whole[:-3], whole[-3:]
+        pairs = [head[max(0, end - 2) : end] for end in range(len(head), 0, -2)][::-1]
+        return ",".join([*pairs, tail]) + "." + fraction
+    group, decimal = {
+        "us": (",", "."),
+        "de": (".", ","),
+        "fr": ("\u202f", ","),
+        "se": ("\u00a0", ","),
+        "ch": ("'", "."),
+        "plain_dot": ("", "."),
+        "plain_comma": ("", ","),
+    }[style]
+    return f"{int(whole):,}".replace(",", group) + decimal + fraction
+
+
+SYMBOLS = ["", "$", "€", "£", "R$ ", "SAR ", "¥", "CHF "]
+AMOUNTS = st.decimals(min_value=0, max_value=Decimal("99999999999.99"), places=2, allow_nan=False)
+STYLES = st.sampled_from(["us", "de", "fr", "se", "ch", "plain_dot", "plain_comma", "india"])
+# Whatever sits between the two amounts: anything but a range dash, starting with neither a digit
+# nor a separator touching the first amount's last digit (that would make it a longer number).
+JOINERS = st.text(alphabet=st.sampled_from(list(" \u00a0abcxyz%()/&:!*+")), min_size=1, max_size=12) | st.sampled_from(
+    [" ", " 10% off ", " (2 new offers) ", " / count ", " with 3 coupons: ", " was "]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    first=AMOUNTS,
+    second=AMOUNTS,
+    styles=st.tuples(STYLES, STYLES),
+    symbols=st.tuples(*[st.sampled_from(SYMBOLS)] * 2),
+    joiner=JOINERS,
+)
+def test_any_two_amounts_joined_by_text_parse_as_the_first(first, second, styles, symbols, joiner):
+    text = symbols[0] + format_amount(first, styles[0]) + joiner + symbols[1] + format_amount(second, styles[1])
+    money = parse_money(text)
+    assert money is not None, text
+    assert money.amount == first, text
 
 
 # ---- core_price_display (2022+ layouts) --------------------------------------------------------

@@ -11,6 +11,9 @@ import json
 
 import pytest
 from django.conf import settings as django_settings
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from accounts.models import User
@@ -538,3 +541,77 @@ def test_a_failed_csv_download_answers_a_json_error(alice, bob, store):
     assert assert_clean_error(not_found, 404)["code"] == "not_found"
     assert "from" in assert_clean_error(bad_window, 400)["errors"]
     assert_clean_error(anonymous, 401)
+
+
+# --- history and stats windows ----------------------------------------------------------------
+
+WINDOW_VIEWS = [("history/", {}), ("stats/", {}), ("history/", {"format": "csv"})]
+
+
+@pytest.mark.parametrize(
+    "bound",
+    [
+        "2026-13-45",  # no such month
+        "2026-02-30",  # no such day
+        "2026-01-01T25:00:00",  # no such hour
+        "2026-01-01T00:00:00+99:00",  # an offset of four days
+        "0001-01-01T00:00:00+23:59",  # before the first representable UTC instant
+        "9999-12-31T23:59:59-23:59",  # after the last one
+    ],
+)
+@pytest.mark.parametrize(("path", "extra"), WINDOW_VIEWS)
+@pytest.mark.parametrize("name", ["from", "to"])
+def test_an_impossible_date_in_a_window_is_a_400_naming_the_parameter(alice, store, bound, path, extra, name):
+    tracker = make_tracker(alice, make_product(store, "B000000001"))
+
+    response = auth_client(alice).get(f"/api/trackers/{tracker.pk}/{path}", {name: bound, **extra})
+
+    assert name in assert_clean_error(response, 400)["errors"]
+
+
+def window_bounds() -> st.SearchStrategy[str]:
+    """ISO-8601-shaped text, each part in or out of its range (month 13, hour 25, offset +99:00),
+    years at both ends of what datetime can hold, plus arbitrary text."""
+
+    def part(largest_valid: int) -> st.SearchStrategy[str]:
+        return (st.integers(min_value=0, max_value=largest_valid) | st.integers(min_value=0, max_value=99)).map(
+            lambda n: f"{n:02d}"
+        )
+
+    year = (st.sampled_from([1, 9999]) | st.integers(min_value=0, max_value=9999)).map(lambda n: f"{n:04d}")
+    date = st.builds(lambda y, m, d: f"{y}-{m}-{d}", year, part(12), part(31))
+    clock = st.builds(lambda h, m, s: f"T{h}:{m}:{s}", part(23), part(59), part(59)) | st.builds(
+        lambda h, m, s, us: f" {h}:{m}:{s}.{us:06d}", part(23), part(59), part(59), st.integers(0, 999_999)
+    )
+    offset = st.sampled_from(["", "Z"]) | st.builds(
+        lambda sign, h, m: f"{sign}{h}:{m}", st.sampled_from("+-"), part(23), part(59)
+    )
+    return date | st.builds(lambda d, c, o: d + c + o, date, clock, offset) | st.text(max_size=40)
+
+
+@given(bound=window_bounds(), view=st.sampled_from(WINDOW_VIEWS), name=st.sampled_from(["from", "to"]))
+@hypothesis_settings(
+    max_examples=200,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    # One tracker serves every example: the property is about the query string alone.
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@example(bound="2026-02-30", view=WINDOW_VIEWS[0], name="from")
+@example(bound="0001-01-01T00:00:00+23:59", view=WINDOW_VIEWS[1], name="to")
+@example(bound="2026-01-01T00:00:00+99:00", view=WINDOW_VIEWS[2], name="from")
+def test_any_window_bound_is_answered_or_refused_with_a_400_never_a_500(alice, store, bound, view, name):
+    tracker = TrackingConfig.objects.filter(user=alice).first() or make_tracker(
+        alice, make_product(store, "B000000001")
+    )
+    path, extra = view
+
+    response = auth_client(alice).get(f"/api/trackers/{tracker.pk}/{path}", {name: bound, **extra})
+
+    if response.status_code == 200:
+        # The CSV is streamed: a bound the database cannot take would only fail while streaming.
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        assert body
+    else:
+        assert name in assert_clean_error(response, 400)["errors"]

@@ -77,6 +77,9 @@ def store(db):
     row.min_interval_minutes = 1
     row.requests_per_minute = 60_000
     row.concurrency = 16
+    # A lost run counts as a failure and backs off: the shortest backoff (1 min +-10%) keeps the
+    # re-scrape of a killed product within the test's wait.
+    row.backoff_base_minutes = 1
     row.save()
     register_schedules()
     purge_broker()

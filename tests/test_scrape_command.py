@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "pages"
+from scraping.management.commands.scrape import Command
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "pages"
 PRODUCT = FIXTURES / "product_new_layout.html"
 CAPTCHA = FIXTURES / "captcha.html"
 NO_OFFER = FIXTURES / "no_featured_offer.html"
@@ -76,3 +82,60 @@ def test_it_needs_a_target_or_files_but_not_both():
         run()
     with pytest.raises(CommandError):
         run("B000000001", "--from-file", str(PRODUCT))
+
+
+# --- live mode: the outcome is the exit status ------------------------------------------------------
+
+
+def scrape_live(*args: str) -> tuple[str, int]:
+    """stdout of a live ``scrape`` and its exit status."""
+    out = StringIO()
+    try:
+        call_command("scrape", *args, stdout=out, stderr=StringIO())
+    except CommandError as exc:
+        return out.getvalue(), exc.returncode
+    return out.getvalue(), 0
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "kind", "exit_status"),
+    [
+        (None, "SUCCESS", "", 0),
+        ("captcha", "BLOCKED", "captcha", 4),
+        ("rate_limited", "BLOCKED", "rate_limited", 4),
+        ("not_found", "FAILED", "not_found", 3),
+    ],
+)
+def test_a_live_scrape_exits_with_its_outcome_and_keeps_its_json_keys(fake_store, fault, status, kind, exit_status):
+    fake_store.set_product("B000000001", fault=fault)
+
+    out, code = scrape_live("B000000001", "--json")
+
+    result = json.loads(out)
+    assert code == exit_status
+    assert (result["status"], result["error_kind"]) == (status, kind)
+    assert set(result) >= JSON_KEYS - {"file"}
+
+
+def test_a_blocked_live_scrape_fails_the_process_after_printing_the_result(fake_store):
+    fake_store.set_product("B000000001", fault="captcha")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST")}
+    env["AMAZON_BASE_URL"] = fake_store.base_url
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "scrape", "B000000001"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 4
+    assert "status: BLOCKED (captcha)" in result.stdout
+    assert "B000000001: BLOCKED (captcha)" in result.stderr
+
+
+def test_the_exit_statuses_are_documented_in_the_help():
+    assert "0 SUCCESS" in Command.help and "3 FAILED" in Command.help and "4 BLOCKED" in Command.help

@@ -138,18 +138,24 @@ def test_a_blocked_probe_reopens_the_breaker(store, alice):
     assert store.breaker_state == Store.BreakerState.OPEN
 
 
-def test_a_run_left_running_past_its_lease_is_closed_and_its_product_is_due_again(store, alice):
+def test_a_run_left_running_past_its_lease_is_closed_and_its_product_is_due_after_the_backoff(store, alice):
+    store.backoff_base_minutes = 5
+    store.save()
     product = make_product(store)
     make_tracker(alice, product)
     token = services.product_claim(product_id=product.pk)
     run = ScrapeRun.objects.create(
         product=product, claim_token=token, lease_until=timezone.now() - timedelta(seconds=1)
     )
+    before = timezone.now()
     assert services.runs_recover_stale() == 1
     run.refresh_from_db()
     product.refresh_from_db()
     assert run.status == RunStatus.FAILED and run.error_kind == WORKER_LOST
-    assert product.claim_token is None and product.next_scrape_at <= timezone.now()
+    # A lost run is a failure like any other: counted, and the product backs off.
+    assert product.claim_token is None and product.consecutive_failures == 1
+    assert product.next_scrape_at == product.backoff_until
+    assert before + timedelta(minutes=4.5) <= product.next_scrape_at <= timezone.now() + timedelta(minutes=5.5)
     # The worker that was only slow comes back: its late result is discarded, nothing duplicated.
     product.refresh_from_db()
     assert services.run_finish(run=run, product=product, result=success("1.00")) is None

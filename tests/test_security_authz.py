@@ -40,6 +40,7 @@ PUBLIC = {
     "accounts:password-reset",
     "accounts:password-reset-confirm",
     "health",
+    "home",
     "schema",
     "docs",
     "metrics",  # guarded by its own token / network allow-list, not by user accounts
@@ -167,6 +168,7 @@ MATRIX: dict[tuple[str, str], Expect] = {
     ("health", "GET"): _public((200, 503)),
     ("schema", "GET"): _public(200),
     ("docs", "GET"): _public(200),
+    ("home", "GET"): _public(302),
     # From loopback without a token; a user's JWT is no metrics token (a staff member's neither).
     ("metrics", "GET"): Expect(anonymous=200, owner=403, other=403, staff=403),
 }

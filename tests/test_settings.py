@@ -34,6 +34,31 @@ def test_it_refuses_to_start_without_secret_key_in_production(tmp_path):
     assert "SECRET_KEY is not set" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["check", "migrate", "qcluster"])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DEBUG": "0", "ALLOWED_HOSTS": "example.com"}, "SECRET_KEY is not set"),
+        ({"DEBUG": "flase"}, "DEBUG='flase' is not a boolean"),
+    ],
+)
+def test_a_configuration_error_prints_its_message_alone_and_fails(tmp_path, command, env, message):
+    base = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL", "EMAIL_URL"}}
+    result = subprocess.run(
+        [sys.executable, "manage.py", command],
+        cwd=ROOT,
+        env={**base, **env, "DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 78  # EX_CONFIG
+    assert result.stderr.startswith(f"Configuration error: {message}")
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
 def test_check_deploy_is_clean_with_production_env(tmp_path):
     env = {
         "DEBUG": "0",

@@ -14,7 +14,7 @@ from django.utils import timezone
 from scraping.models import Store
 from scraping.results import ErrorKind, ScrapeResult, ScrapeStatus
 from tests.tracking_factories import make_product, make_tracker, record, success
-from tracking.models import PricePoint, Product, ScrapeRun, TrackingConfig
+from tracking.models import ManualScrapeRequest, PricePoint, Product, ScrapeRun, TrackingConfig
 
 URL = "https://www.amazon.com/Some-Thing/dp/B0823MDHDJ/ref=sr_1_1?th=1&psc=1"
 
@@ -180,6 +180,7 @@ def test_a_manual_scrape_too_soon_after_the_last_is_refused_with_a_reason(alice,
     response = alice_client.post(f"/api/trackers/{tracker.pk}/scrape/")
     assert response.status_code == 429
     assert response.json()["code"] == "too_soon" and response.json()["retry_after_seconds"] > 0
+    assert int(response["Retry-After"]) == response.json()["retry_after_seconds"]
 
 
 def test_the_manual_scrape_limit_per_user_is_enforced(alice, alice_client, store):
@@ -187,19 +188,23 @@ def test_the_manual_scrape_limit_per_user_is_enforced(alice, alice_client, store
     alice.save()
     tracker = make_tracker(alice, make_product(store))
     for _ in range(2):
-        ScrapeRun.objects.create(
-            product=tracker.product, trigger="manual", requested_by=alice, status="SUCCESS", finished_at=timezone.now()
-        )
+        ManualScrapeRequest.objects.create(user=alice)  # accepted requests count, not runs (issue #11)
     response = alice_client.post(f"/api/trackers/{tracker.pk}/scrape/")
     assert response.status_code == 429 and response.json()["code"] == "manual_limit"
+    # The oldest request leaves the one-hour window in just under an hour.
+    assert 3500 < int(response["Retry-After"]) <= 3600
 
 
 def test_a_manual_scrape_is_refused_while_the_breaker_is_open(alice, alice_client, store):
     store.breaker_state = Store.BreakerState.OPEN
+    store.breaker_opened_at = timezone.now()
+    store.breaker_cooldown_minutes = 10
     store.save()
     tracker = make_tracker(alice, make_product(store))
     response = alice_client.post(f"/api/trackers/{tracker.pk}/scrape/")
     assert response.status_code == 503 and response.json()["code"] == "store_paused"
+    # Retry when the breaker's cooldown ends and its probe may go.
+    assert 590 < int(response["Retry-After"]) <= 600
 
 
 def test_a_manual_scrape_while_one_is_queued_is_a_conflict(alice, alice_client, store, monkeypatch):

@@ -5,12 +5,21 @@ workers, so a product is read-only too and changes only through its actions ("Sc
 "Reset backoff"), which call the same services the dispatcher and the API use. The two big
 tables (``scrape_runs``, ``price_history``, millions of rows) are listed without a full COUNT,
 sorted and filtered only on indexed columns, and never with facet counts.
+
+A run's page tells the story of one check, so an admin can explain a failure without a shell:
+what was fetched (the URL, rebuilt by the store's provider), when and by which worker, what came
+back (status, bytes, outcome, the parsing rule or why none matched, the message) and what it
+changed (the price point and the alerts it caused, linked). Times are to the second with their
+zone throughout the admin (``pricetracker/formats``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from django import forms
 from django.contrib import admin, messages
@@ -22,16 +31,19 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from scraping.inputs import canonical_url
 from scraping.models import Store
+from scraping.providers import UnknownProvider, get_provider
+from scraping.providers.base import BLOCKED_KINDS
 from scraping.results import ErrorKind
 from tracking import policy, services
 from tracking.charts import TargetLine, price_history_svg
 from tracking.models import (
     INTERNAL_ERROR,
+    UNCONFIRMED_PRICE,
     WORKER_LOST,
     PricePoint,
     Product,
@@ -39,7 +51,11 @@ from tracking.models import (
     ScrapeRun,
     TrackingConfig,
     Trigger,
+    to_the_second,
 )
+
+if TYPE_CHECKING:
+    from notifications.models import Notification
 
 # Rows a changelist of a big table counts at most. Counting 10,000 index entries takes
 # milliseconds; counting all of a million-row table on every page view does not.
@@ -51,6 +67,7 @@ CHART_MAX_OBSERVATIONS = 20_000
 
 ERROR_KIND_CHOICES = [
     *((kind.value, kind.value.replace("_", " ")) for kind in ErrorKind if kind.value),
+    (UNCONFIRMED_PRICE, "unconfirmed price"),
     (WORKER_LOST, "worker lost"),
     (INTERNAL_ERROR, "internal error"),
 ]
@@ -162,21 +179,122 @@ def _product_link(product: Product) -> SafeString:
 
 # --- Scrape runs ----------------------------------------------------------------------------------
 
+# Why a finished run names no parsing rule, by error kind: only a product page is parsed, and
+# only a parsed page can match a rule. Kinds not listed here fall back to the run's message.
+NO_RULE_BECAUSE = {
+    **dict.fromkeys(
+        (kind.value for kind in BLOCKED_KINDS), "the store refused the request; a block page is never parsed"
+    ),
+    **dict.fromkeys(
+        (ErrorKind.TIMEOUT, ErrorKind.CONNECTION, ErrorKind.OVERSIZED, ErrorKind.REDIRECT_REFUSED),
+        "no complete page came back to parse",
+    ),
+    **dict.fromkeys(
+        (ErrorKind.HTTP_4XX, ErrorKind.HTTP_5XX, ErrorKind.NOT_FOUND, ErrorKind.NOT_HTML),
+        "the response was not a product page, so it was not parsed",
+    ),
+    ErrorKind.PARSE_ERROR: "the page was parsed, but no price rule and no known no-price state matched "
+    "(a layout the parser does not know)",
+    WORKER_LOST: "the worker stopped before it recorded an outcome",
+    INTERNAL_ERROR: "an error in our own code ended the run (the worker log has the traceback)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RunEffects:
+    """What a run wrote besides itself: its price point and the alerts that point caused."""
+
+    price_point: PricePoint | None
+    alerts: list[Notification]  # with their user, tracker and tracker user loaded
+
+
+def run_effects(run: ScrapeRun) -> RunEffects:
+    """The price point and alerts of ``run``: two queries, made once per run object.
+
+    Several fields of the run page need them, and the admin renders each field from the same
+    object, so the answer is kept on it.
+    """
+    effects = getattr(run, "_admin_effects", None)
+    if effects is None:
+        point = PricePoint.objects.filter(run=run).first()
+        alerts = []
+        if point is not None:
+            alerts = list(point.notifications.select_related("user", "tracker__user").order_by("pk"))
+        effects = run._admin_effects = RunEffects(price_point=point, alerts=alerts)
+    return effects
+
+
+def requested_url(product: Product) -> str | None:
+    """The URL a worker requests for ``product``, built by its store's provider; None if unknown.
+
+    Rebuilt from this server's settings (the provider reads the store's base URL at call time):
+    a worker started with another base URL fetched from there instead. User and password, if
+    the base URL has any, are left out.
+    """
+    try:
+        url = get_provider(product.store.code).fetch_url(product.asin)
+    except (UnknownProvider, ValueError):  # no provider for the store, or an ASIN it refuses
+        return None
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        url = urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def _outcome(run: ScrapeRun) -> str:
+    kind = run.error_kind.replace("_", " ")
+    return f"{run.get_status_display()} ({kind})" if kind else run.get_status_display()
+
+
+def _alert_item(alert: Notification) -> SafeString:
+    url = reverse("admin:notifications_notification_change", args=[alert.pk])
+    to = alert.to_email or alert.user.email
+    if alert.tracker is None:
+        tracker = "a tracker since deleted"
+    else:
+        tracker_url = reverse("admin:tracking_trackingconfig_change", args=[alert.tracker_id])
+        tracker = format_html('<a href="{}">{}</a>', tracker_url, alert.tracker)
+    return format_html(
+        '<li><a href="{}">Alert #{}</a> to {}: {} (target {}), {}; for {}</li>',
+        url,
+        alert.pk,
+        to,
+        f"{alert.price} {alert.currency}".strip(),
+        alert.target_price,
+        alert.get_status_display().lower(),
+        tracker,
+    )
+
+
+def alerts_list(effects: RunEffects) -> str:
+    """The alerts a price point caused, each linked with its tracker, or why there were none."""
+    if effects.price_point is None:
+        return "None: no price point, so no tracker was checked."
+    if not effects.alerts:
+        return "None: no enabled tracker was armed with a target at or above this price."
+    return format_html("<ul>{}</ul>", format_html_join("", "{}", ((_alert_item(a),) for a in effects.alerts)))
+
 
 @admin.register(ScrapeRun)
 class ScrapeRunAdmin(BigTableAdmin):
-    """Every scrape attempt, newest first: why did this product fail, is the store blocking us?"""
+    """Every scrape attempt, newest first: why did this product fail, is the store blocking us?
+
+    The list fits a 1400 px screen beside the admin's sidebars: the message column takes the
+    width left over and cuts its text short (the whole message is its tooltip and on the run's
+    page; ``admin/tracking/scraperun/change_list.html``). The run's page tells its story: what
+    was fetched, when and by which worker, what came back and what it changed.
+    """
 
     list_display = (
         "started",
         "product_label",
-        "status",
-        "error_kind",
-        "http_status",
+        "outcome",
+        "http",
         "duration",
-        "size",
         "trigger",
-        "rule",
+        "message_excerpt",
     )
     list_display_links = ("started",)
     list_filter = ("status", ErrorKindFilter, StoreFilter, "created_at")
@@ -193,9 +311,29 @@ class ScrapeRunAdmin(BigTableAdmin):
     # Sorting a million rows on an unindexed column would be a full sort per page view.
     sortable_by = ("started",)
     fieldsets = (
-        (None, {"fields": ("product_link", "status", "error_kind", "message", "http_status", "rule")}),
-        ("Result", {"fields": ("availability", "price_point_link", "bytes_received", "duration_ms")}),
-        ("Request", {"fields": ("trigger", "requested_by", "worker", "created_at", "started_at", "finished_at")}),
+        (None, {"fields": ("summary",)}),
+        (
+            "What was fetched",
+            {
+                "description": "The URL is rebuilt the way the worker builds it: the store's provider, the ASIN "
+                "and this server's base URL setting. Redirects the store answered with were followed "
+                "(to the same site only) but are not recorded.",
+                "fields": ("product_link", "url", "trigger", "requested_by"),
+            },
+        ),
+        (
+            "When, and by which worker",
+            {
+                "description": "Picked up: a worker took the task and recorded the run. Request started: the "
+                "store's rate limiter let the request go. Finished: the outcome was recorded.",
+                "fields": ("picked_up", "request_started", "finished", "duration", "worker"),
+            },
+        ),
+        (
+            "What came back",
+            {"fields": ("outcome", "http_answer", "size", "rule_or_why_none", "message", "availability")},
+        ),
+        ("What it changed", {"fields": ("price_point_link", "alerts")}),
         (
             "Internals",
             {
@@ -206,10 +344,26 @@ class ScrapeRunAdmin(BigTableAdmin):
             },
         ),
     )
-    readonly_fields = ("product_link", "price_point_link")
+    readonly_fields = (
+        "summary",
+        "product_link",
+        "url",
+        "picked_up",
+        "request_started",
+        "finished",
+        "duration",
+        "outcome",
+        "http_answer",
+        "size",
+        "rule_or_why_none",
+        "price_point_link",
+        "alerts",
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ScrapeRun]:
         return super().get_queryset(request).prefetch_related("product")
+
+    # The list.
 
     @admin.display(description="started", ordering="created_at")
     def started(self, run: ScrapeRun) -> datetime:
@@ -217,27 +371,108 @@ class ScrapeRunAdmin(BigTableAdmin):
 
     @admin.display(description="product")
     def product_label(self, run: ScrapeRun) -> SafeString:
-        return _product_link(run.product)
+        # The ASIN alone keeps the column narrow; the title is the link's tooltip.
+        url = reverse("admin:tracking_product_change", args=[run.product_id])
+        return format_html('<a href="{}" title="{}">{}</a>', url, str(run.product), run.product.asin)
+
+    @admin.display(description="outcome")
+    def outcome(self, run: ScrapeRun) -> str:
+        return _outcome(run)
+
+    @admin.display(description="message")
+    def message_excerpt(self, run: ScrapeRun) -> str:
+        if not run.message:
+            return "-"
+        return format_html('<span class="run-message" title="{}">{}</span>', run.message, run.message)
+
+    @admin.display(description="HTTP")
+    def http(self, run: ScrapeRun) -> int | None:
+        return run.http_status
+
+    @admin.display(description="took", ordering="duration_ms")
+    def duration(self, run: ScrapeRun) -> str:
+        return f"{run.duration_ms:,} ms"
+
+    # The run's page.
+
+    @admin.display(description="summary")
+    def summary(self, run: ScrapeRun) -> str:
+        """One line from request to effect, e.g. to paste into an issue."""
+        url = requested_url(run.product) or run.product.asin
+        worker = run.worker or "an unrecorded worker"
+        if run.status == RunStatus.RUNNING:
+            return (
+                f"{url} picked up by {worker} at {to_the_second(run.created_at)}: still running "
+                f"(lease until {to_the_second(run.lease_until)})."
+            )
+        answer = f"HTTP {run.http_status}" if run.http_status else "no HTTP response"
+        received = f"{filesizeformat(run.bytes_received)}" if run.bytes_received else "no bytes"
+        effects = run_effects(run)
+        point = effects.price_point
+        wrote = f"price point {point.price} {point.currency}".strip() if point else "no price point"
+        alerts = f"{len(effects.alerts)} alert(s)" if effects.alerts else "no alert"
+        return (
+            f"{url} fetched by {worker} at {to_the_second(run.started_at or run.created_at)}: {answer}, "
+            f"{received} in {run.duration_ms:,} ms; {run.status}"
+            f"{f' ({run.error_kind})' if run.error_kind else ''}; wrote {wrote}, {alerts}."
+        )
 
     @admin.display(description="product")
     def product_link(self, run: ScrapeRun) -> SafeString:
         return _product_link(run.product)
 
-    @admin.display(description="price point")
-    def price_point_link(self, run: ScrapeRun) -> str:
-        point = PricePoint.objects.filter(run=run).only("pk", "price", "currency").first()
-        if point is None:
-            return "-"
-        url = reverse("admin:tracking_pricepoint_change", args=[point.pk])
-        return format_html('<a href="{}">{} {}</a>', url, point.price, point.currency)
+    @admin.display(description="URL requested")
+    def url(self, run: ScrapeRun) -> str:
+        url = requested_url(run.product)
+        if url is None:
+            return "- (no provider for this store)"
+        # Shown, not linked: opening it from an admin's browser would be a request to the store too.
+        return url
 
-    @admin.display(description="duration", ordering="duration_ms")
-    def duration(self, run: ScrapeRun) -> str:
-        return f"{run.duration_ms:,} ms"
+    # A readonly field shows what a method returns as it is (a list cell would format a datetime).
 
-    @admin.display(description="bytes", ordering="bytes_received")
+    @admin.display(description="picked up")
+    def picked_up(self, run: ScrapeRun) -> str:
+        return to_the_second(run.created_at)
+
+    @admin.display(description="request started")
+    def request_started(self, run: ScrapeRun) -> str:
+        return to_the_second(run.started_at)
+
+    @admin.display(description="finished")
+    def finished(self, run: ScrapeRun) -> str:
+        return to_the_second(run.finished_at)
+
+    @admin.display(description="HTTP status")
+    def http_answer(self, run: ScrapeRun) -> str:
+        return str(run.http_status) if run.http_status else "- (no HTTP response)"
+
+    @admin.display(description="bytes received")
     def size(self, run: ScrapeRun) -> str:
-        return filesizeformat(run.bytes_received) if run.bytes_received else "-"
+        if not run.bytes_received:
+            return "-"
+        return f"{filesizeformat(run.bytes_received)} ({run.bytes_received:,} bytes)"
+
+    @admin.display(description="rule")
+    def rule_or_why_none(self, run: ScrapeRun) -> str:
+        if run.rule:
+            return run.rule
+        if run.status == RunStatus.RUNNING:
+            return "None yet: the run has not finished."
+        reason = NO_RULE_BECAUSE.get(run.error_kind) or run.message.rstrip(".") or "no reason was recorded"
+        return f"None: {reason}."
+
+    @admin.display(description="price point written")
+    def price_point_link(self, run: ScrapeRun) -> str:
+        point = run_effects(run).price_point
+        if point is None:
+            return "None."
+        url = reverse("admin:tracking_pricepoint_change", args=[point.pk])
+        return format_html('<a href="{}">Price point #{}: {} {}</a>', url, point.pk, point.price, point.currency)
+
+    @admin.display(description="alerts caused")
+    def alerts(self, run: ScrapeRun) -> str:
+        return alerts_list(run_effects(run))
 
 
 # --- Price history ---------------------------------------------------------------------------------
@@ -257,8 +492,8 @@ class PricePointAdmin(BigTableAdmin):
     # without an index of its own (price_history is indexed by product, then time).
     ordering = ("-pk",)
     sortable_by = ()
-    fields = ("product_link", "price", "currency", "list_price", "availability", "observed_at", "run_link")
-    readonly_fields = ("product_link", "run_link")
+    fields = ("product_link", "price", "currency", "list_price", "availability", "observed_at", "run_link", "alerts")
+    readonly_fields = ("product_link", "run_link", "alerts")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PricePoint]:
         return super().get_queryset(request).prefetch_related("product")
@@ -274,7 +509,12 @@ class PricePointAdmin(BigTableAdmin):
     @admin.display(description="scrape run")
     def run_link(self, point: PricePoint) -> SafeString:
         url = reverse("admin:tracking_scraperun_change", args=[point.run_id])
-        return format_html('<a href="{}">run {}</a>', url, point.run_id)
+        return format_html('<a href="{}">Run #{}</a>', url, point.run_id)
+
+    @admin.display(description="alerts caused")
+    def alerts(self, point: PricePoint) -> str:
+        alerts = list(point.notifications.select_related("user", "tracker__user").order_by("pk"))
+        return alerts_list(RunEffects(price_point=point, alerts=alerts))
 
 
 # --- Products ---------------------------------------------------------------------------------------
@@ -285,9 +525,10 @@ class RecentRunsFormSet(BaseInlineFormSet):
 
     def get_queryset(self) -> QuerySet:
         # Cached: the formset asks for its queryset several times, and a sliced queryset would
-        # otherwise run again each time.
+        # otherwise run again each time. With the product (a join on its key): each row's title
+        # names it, and would otherwise read it once per row.
         if not hasattr(self, "_recent_runs"):
-            self._recent_runs = super().get_queryset()[:RECENT_RUNS_ON_PRODUCT]
+            self._recent_runs = super().get_queryset().select_related("product")[:RECENT_RUNS_ON_PRODUCT]
         return self._recent_runs
 
 
@@ -306,6 +547,7 @@ class TrackerInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The product's trackers; each links to its own page, where it can be changed."""
 
     model = TrackingConfig
+    verbose_name_plural = "Trackers"
     fields = ("user", "target_price", "interval_minutes", "enabled", "armed", "last_alert_at")
     readonly_fields = fields
     ordering = ("target_price", "pk")

@@ -110,12 +110,13 @@ def price_history_svg(
         )
         parts.append(_text(left - 6, y + 4, "end", f"{price}{suffix}", "price-label"))
     first, last = points[0][0], points[-1][0]
-    date_format = "%Y-%m-%d %H:%M" if last - first < SHOW_TIMES_BELOW else "%Y-%m-%d"
+    # Times to the second, with their zone, like the rest of the admin.
+    date_format = "%Y-%m-%d %H:%M:%S %Z" if last - first < SHOW_TIMES_BELOW else "%Y-%m-%d"
     if first == last:
-        parts.append(_text(scale.x(first), bottom + 20, "middle", first.strftime(date_format), "date-label"))
+        parts.append(_text(scale.x(first), bottom + 20, "middle", _when(first, date_format), "date-label"))
     else:
-        parts.append(_text(left, bottom + 20, "start", first.strftime(date_format), "date-label"))
-        parts.append(_text(right, bottom + 20, "end", last.strftime(date_format), "date-label"))
+        parts.append(_text(left, bottom + 20, "start", _when(first, date_format), "date-label"))
+        parts.append(_text(right, bottom + 20, "end", _when(last, date_format), "date-label"))
 
     for target in targets:
         y = scale.y(target.price)
@@ -135,6 +136,10 @@ def price_history_svg(
         parts.append(f'<circle cx="{scale.x(when):.1f}" cy="{scale.y(price):.1f}" r="4" style="fill: {LINE_COLOR}"/>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _when(moment: datetime, date_format: str) -> str:
+    return moment.strftime(date_format).strip()  # a naive time has no zone to name
 
 
 def _text(x: float, y: float, anchor: str, text: str, css_class: str, *, fill: str = TEXT_COLOR) -> str:

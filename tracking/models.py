@@ -8,13 +8,15 @@ dispatch claim (so a redelivered task cannot record twice).
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
-from scraping.results import Availability, ScrapeStatus
+from scraping.results import MAX_STORABLE_PRICE, Availability, ScrapeStatus
 
 
 class AvailabilityChoices(models.TextChoices):
@@ -36,11 +38,27 @@ class Trigger(models.TextChoices):
     MANUAL = "manual", "Manual"
     RETRY = "retry", "Retry"
     INITIAL = "initial", "First fetch of a new product"
+    RESCRAPE = "rescrape", "Rescrape requested by an operator"
 
 
 # Error kinds that tracking adds to scraping.results.ErrorKind.
 WORKER_LOST = "worker_lost"  # a run stayed RUNNING past its lease: the worker died or the task was lost
 INTERNAL_ERROR = "internal_error"  # an unexpected exception in our own code (logged with traceback)
+# A price far from the product's recent median that a second fetch did not repeat.
+UNCONFIRMED_PRICE = "unconfirmed_price"
+
+
+def _price_fits(column: str, *, nullable: bool) -> Q:
+    """``0 <= column <= MAX_STORABLE_PRICE`` (or NULL, when the column may be).
+
+    Every price column is numeric(12,2). PostgreSQL refuses a bigger value by itself, but SQLite
+    stores it and then every read of the row fails (decimal.InvalidOperation), which made one
+    absurd page unreadable for every user of the product. These CHECK constraints make every
+    backend refuse it at write time; ``<=`` the largest storable amount rather than ``< 10^10``
+    because SQLite would accept 9999999999.999 and then fail to read it back as 12 digits.
+    """
+    fits = Q(**{f"{column}__gte": 0, f"{column}__lte": MAX_STORABLE_PRICE})
+    return Q(**{f"{column}__isnull": True}) | fits if nullable else fits
 
 
 class Product(models.Model):
@@ -80,6 +98,9 @@ class Product(models.Model):
     claim_token = models.UUIDField(null=True, blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
     backoff_until = models.DateTimeField(null=True, blank=True)
+    # Set by ``manage.py rescrape_all``; cleared when the product is next claimed, whose run is then
+    # labelled "rescrape" (not "retry" or "scheduled": an operator asked for it).
+    rescrape_requested_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -90,6 +111,11 @@ class Product(models.Model):
             models.CheckConstraint(condition=Q(interval_minutes__gte=1), name="products_interval_positive"),
             models.CheckConstraint(
                 condition=Q(current_price__isnull=True) | Q(current_price__gte=0), name="products_price_not_negative"
+            ),
+            # One constraint for both columns: on SQLite every added constraint rebuilds the table.
+            models.CheckConstraint(
+                condition=_price_fits("current_price", nullable=True) & _price_fits("list_price", nullable=True),
+                name="products_prices_fit_column",
             ),
         ]
         indexes = [
@@ -136,7 +162,9 @@ class TrackingConfig(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id} -> {self.product_id} <= {self.target_price}"
+        # Reads the user unless it was loaded with the tracker (admin inlines and titles do).
+        state = "disabled" if not self.enabled else "armed" if self.armed else "disarmed"
+        return f"tracker #{self.pk} ({self.user.email}): target {self.target_price}, {state}"
 
     def is_crossing(self, price: Decimal | None) -> bool:
         """True when ``price`` is an alert for this tracker now: enabled, armed, at or below target."""
@@ -199,7 +227,16 @@ class ScrapeRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"run {self.pk} {self.product_id} {self.status}"
+        # Reads the product unless it was loaded with the run (the admin loads it).
+        outcome = f"{self.status} ({self.error_kind})" if self.error_kind else self.status
+        return f"Run #{self.pk} of {self.product.asin}: {outcome} at {to_the_second(self.created_at)}"
+
+
+def to_the_second(moment: datetime | None) -> str:
+    """``moment`` in the current time zone, to the second and with the zone: ``2026-03-02 10:15:42 UTC``."""
+    if moment is None:
+        return "-"
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 class AppendOnlyError(Exception):
@@ -226,6 +263,10 @@ class PricePoint(models.Model):
                 condition=Q(list_price__isnull=True) | Q(list_price__gte=0),
                 name="price_history_list_price_not_negative",
             ),
+            models.CheckConstraint(
+                condition=_price_fits("price", nullable=False) & _price_fits("list_price", nullable=True),
+                name="price_history_prices_fit_column",
+            ),
         ]
         indexes = [
             # History and stats: one product's points in a time window, in time order.
@@ -236,7 +277,8 @@ class PricePoint(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.product_id} {self.price} {self.currency} @ {self.observed_at:%Y-%m-%d %H:%M}"
+        amount = f"{self.price} {self.currency}".strip()
+        return f"Price point #{self.pk} of {self.product.asin}: {amount} at {to_the_second(self.observed_at)}"
 
     def save(self, *args: object, **kwargs: object) -> None:
         if not self._state.adding:
@@ -263,3 +305,25 @@ class SchedulerLease(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ManualScrapeRequest(models.Model):
+    """One accepted manual scrape request: what the per-user hourly limit counts.
+
+    Written in the transaction that accepts the request, under the user's row lock, so concurrent
+    requests are counted one after another. (Counting the runs did not work: the worker creates
+    them later.) Only the last hour matters; older rows are deleted as new ones are written.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "manual_scrape_requests"
+        indexes = [
+            # The limit: a user's requests in the last hour.
+            models.Index(fields=["user", "created_at"], name="manual_scrape_requests_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} @ {self.created_at:%Y-%m-%d %H:%M}"

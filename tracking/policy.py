@@ -6,6 +6,8 @@
 - **Circuit breaker** on BLOCKED outcomes: CLOSED -> (K blocks within the window) -> OPEN ->
   (cooldown elapsed) -> HALF_OPEN, one probe at a time -> SUCCESS closes it, BLOCKED re-opens it.
 - **Backoff** per product on consecutive failures: exponential, capped, with jitter.
+- **Due times**: the dispatcher claims a product up to one tick before it is due; its task waits
+  for the due time, so a check is never early, and no longer a tick late.
 
 Every state change is a conditional UPDATE or happens under the store row lock, never a
 read-modify-write of a whole row.
@@ -14,12 +16,15 @@ read-modify-write of a whole row.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from pricetracker.schedules import schedule_period
 from scraping.models import Store
 from tracking.models import RunStatus, SchedulerLease, ScrapeRun
 
@@ -85,6 +90,45 @@ def take_request_slot(*, store_id: int, now: datetime, max_wait_seconds: float) 
         return None
     Store.objects.filter(pk=store_id).update(next_request_at=slot + spacing)
     return slot
+
+
+# --- Due times -----------------------------------------------------------------------------
+
+DISPATCH_SCHEDULE = "tracking.dispatch"
+# A task claimed ahead of its due time runs longer by its wait; this much below django-q2's
+# `retry` it still finishes before the ORM broker would hand it to a second worker.
+REDELIVERY_MARGIN = timedelta(seconds=30)
+
+
+def due_lookahead() -> timedelta:
+    """How long before its due time the dispatcher may claim a product: one dispatcher tick.
+
+    The dispatcher runs once a tick. A product due a few seconds after a tick (its last check
+    ended a few seconds after the tick that started it) used to wait for the next tick, so every
+    check came up to a tick late: a 1-minute tracker was checked every 2 minutes. Claimed up to
+    a tick ahead, its task first waits for the due time (:func:`wait_until_due`). The wait makes
+    the task longer, so the look-ahead is also kept below the broker's redelivery time.
+    """
+    timeout = int(settings.Q_CLUSTER["timeout"])  # type: ignore[call-overload]
+    retry = int(settings.Q_CLUSTER.get("retry", 60))  # type: ignore[call-overload]  # 60: django-q2's default
+    spare = timedelta(seconds=retry - timeout) - REDELIVERY_MARGIN
+    return max(timedelta(0), min(schedule_period(DISPATCH_SCHEDULE), spare))
+
+
+def wait_until_due(due: datetime) -> float:
+    """Sleep until ``due``, for at most :func:`due_lookahead`; return the seconds slept.
+
+    A product is never fetched before it is due: its interval (never below the store minimum)
+    counts from the end of its last check. The task's timeout was lengthened by the look-ahead
+    (``tracking.services.queue``), so the wait does not eat the time left for the fetch; the
+    cap keeps it within that (a longer wait can only come from clocks that disagree between
+    hosts, which claims and leases assume they do not).
+    """
+    seconds = min((due - timezone.now()).total_seconds(), due_lookahead().total_seconds())
+    if seconds <= 0:
+        return 0.0
+    time.sleep(seconds)
+    return seconds
 
 
 # --- Circuit breaker -----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from datetime import datetime
 
 from tracking import policy, services
 
@@ -16,9 +17,18 @@ _HOLDER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def scrape_product(
-    product_id: int, claim_token: str, trigger: str = "scheduled", requested_by_id: int | None = None
+    product_id: int,
+    claim_token: str,
+    trigger: str = "scheduled",
+    requested_by_id: int | None = None,
+    not_before: str | None = None,
 ) -> str:
-    """Scrape one claimed product (enqueued by the dispatcher, a manual request or a new tracker)."""
+    """Scrape one claimed product (enqueued by the dispatcher, a manual request or a new tracker).
+
+    ``not_before`` (ISO 8601): claimed ahead of its due time by the dispatcher; wait for it first.
+    """
+    if not_before:
+        policy.wait_until_due(datetime.fromisoformat(not_before))
     run = services.product_scrape(
         product_id=product_id, claim_token=uuid.UUID(claim_token), trigger=trigger, requested_by_id=requested_by_id
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 
 from django import forms
 from django.db.models import QuerySet
@@ -39,6 +39,7 @@ from tracking.serializers import (
 
 TRACKER_LIMIT = OpenApiResponse(description="Your active tracker limit is reached (`code`: tracker_limit).")
 
+WINDOW_FORMAT = "Use an ISO 8601 date (2026-01-31) or datetime (2026-01-31T12:00:00Z)."
 WINDOW_PARAMETERS = [
     OpenApiParameter("from", OpenApiTypes.DATETIME, description="Start of the window (ISO 8601 date or datetime)."),
     OpenApiParameter("to", OpenApiTypes.DATETIME, description="End of the window (ISO 8601 date or datetime)."),
@@ -57,18 +58,28 @@ class CSVRenderer(BaseRenderer):
 
 
 def _parse_bound(request: Request, name: str, *, end_of_day: bool = False) -> datetime | None:
+    """``?from=`` / ``?to=`` as an aware UTC datetime; anything else is a 400 naming the parameter.
+
+    Django's parsers return None for text that is not ISO-shaped but raise ValueError for ISO-shaped
+    text naming an impossible moment (month 13, February 30, hour 25, a +99:00 offset); and a valid
+    moment near year 1 or 9999 may have no UTC equivalent (OverflowError once the database adapter
+    converts it). Both were unhandled 500s, so the value is converted to UTC here, where they show.
+    """
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return None
-    value = parse_datetime(raw)
-    if value is None:
-        day = parse_date(raw)
-        if day is None:
-            raise ValidationError({name: ["Use an ISO 8601 date (2026-01-31) or datetime (2026-01-31T12:00:00Z)."]})
-        value = datetime.combine(day, time.max if end_of_day else time.min)
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value, timezone.UTC)
-    return value
+    try:
+        value = parse_datetime(raw)
+        if value is None:
+            day = parse_date(raw)
+            if day is None:
+                raise ValidationError({name: [WINDOW_FORMAT]})
+            value = datetime.combine(day, time.max if end_of_day else time.min)
+        if timezone.is_naive(value):
+            value = timezone.make_aware(value, UTC)
+        return value.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValidationError({name: [f"No such date or time, or out of range. {WINDOW_FORMAT}"]}) from None
 
 
 def _window(request: Request) -> tuple[datetime | None, datetime | None]:

@@ -28,12 +28,16 @@ class AmazonProvider:
         """``https://www.amazon.com/dp/ASIN``."""
         return inputs.canonical_url(self.normalize(ref))
 
+    def fetch_url(self, ref: str) -> str:
+        """The URL :meth:`scrape` requests: ``{AMAZON_BASE_URL}/dp/ASIN``."""
+        # Read at call time: tests and demos point it at a local fake store.
+        return inputs.product_url(self.normalize(ref), settings.AMAZON_BASE_URL)
+
     def scrape(self, ref: str) -> ScrapeResult:
-        """Fetch ``{AMAZON_BASE_URL}/dp/ASIN`` and classify it; never raises for expected outcomes."""
+        """Fetch :meth:`fetch_url` and classify it; never raises for expected outcomes."""
         asin = self.normalize(ref)
         started = time.monotonic()
-        # Read at call time: tests and demos point it at a local fake store.
-        url = inputs.product_url(asin, settings.AMAZON_BASE_URL)
+        url = self.fetch_url(asin)
         try:
             response = fetch(url, redirect_hosts=inputs.AMAZON_HOSTS)
         except FetchError as exc:

@@ -36,6 +36,10 @@ class Provider(Protocol):
         """The canonical public URL of the product, for display and links (never fetched as is)."""
         ...
 
+    def fetch_url(self, ref: str) -> str:
+        """The URL :meth:`scrape` requests for ``ref`` (the admin shows it on each run)."""
+        ...
+
     def scrape(self, ref: str) -> ScrapeResult:
         """Fetch and classify the product page.
 

@@ -49,9 +49,11 @@ from tracking.services.scrape import (
 )
 from tracking.services.trackers import (
     DEFAULT_STORE,
+    TrackerLimitReached,
     product_for_reference,
     tracker_create,
     tracker_delete,
+    tracker_limit_check,
     tracker_update,
 )
 
@@ -64,6 +66,7 @@ __all__ = [
     "SLOT_POLL_SECONDS",
     "DispatchReport",
     "RescrapeReport",
+    "TrackerLimitReached",
     "dispatch_due_products",
     "enqueue_scrape",
     "max_slot_wait",
@@ -83,6 +86,7 @@ __all__ = [
     "tracker_evaluate",
     "tracker_evaluate_current",
     "tracker_import",
+    "tracker_limit_check",
     "tracker_request_scrape",
     "tracker_update",
     "worker_name",

@@ -90,7 +90,9 @@ def products_rescrape_all(
 
     Product *i* (in id order) becomes due in its own request slot (:func:`spread_slot`), so the
     dispatcher picks them up politely instead of all at once. Failure backoff is cleared (an
-    operator asked for a fresh check). Products with a live claim are being scraped right now
+    operator asked for a fresh check) but the failure count is kept (it is the product's
+    history); ``rescrape_requested_at`` makes the dispatcher label the run "rescrape", not
+    "retry" or "scheduled". Products with a live claim are being scraped right now
     and are left alone (conditional UPDATE). ``on_progress(done, total)`` is called after each
     batch; each batch is its own short transaction, so workers are never locked out for long.
     """
@@ -106,7 +108,8 @@ def products_rescrape_all(
         with transaction.atomic():
             for index, pk in enumerate(batch, start=start):
                 due = spread_slot(now=now, index=index, spacing=spacing)
-                if Product.objects.filter(pk=pk).filter(_claimable(now)).update(next_scrape_at=due, backoff_until=None):
+                rescrape = Product.objects.filter(pk=pk).filter(_claimable(now))
+                if rescrape.update(next_scrape_at=due, backoff_until=None, rescrape_requested_at=now):
                     report.scheduled += 1
                 else:
                     report.in_flight += 1

@@ -9,14 +9,19 @@ which ``tests/test_queue_contract.py`` pins to the django-q2 version in ``uv.loc
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+
+from tracking import policy
 
 if TYPE_CHECKING:
     from django_q.brokers import Broker
@@ -30,6 +35,22 @@ class _ScrapeTask:
     claim_token: uuid.UUID
     trigger: str
     requested_by_id: int | None
+    not_before: datetime | None = None
+
+    def arguments(self) -> tuple[object, ...]:
+        """The positional arguments of ``tracking.tasks.scrape_product`` (ids and strings only)."""
+        args: tuple[object, ...] = (self.product_id, str(self.claim_token), self.trigger, self.requested_by_id)
+        # Only when set, so every other task looks exactly as before to workers not yet upgraded.
+        return args if self.not_before is None else (*args, self.not_before.isoformat())
+
+    def options(self) -> dict[str, object]:
+        """django-q2 options for this task beyond the shared ones."""
+        if self.not_before is None:
+            return {}
+        # The task first waits for the due time (tracking.policy.wait_until_due, at most the
+        # look-ahead): its timeout grows by as much, so the wait never shortens the fetch's time.
+        wait = math.ceil(policy.due_lookahead().total_seconds())
+        return {"timeout": int(settings.Q_CLUSTER["timeout"]) + wait}  # type: ignore[call-overload]
 
 
 # The scrapes enqueued inside `enqueued_together()` in this thread; None outside such a block.
@@ -37,10 +58,18 @@ _batch = threading.local()
 
 
 def enqueue_scrape(
-    *, product_id: int, claim_token: uuid.UUID, trigger: str, requested_by_id: int | None = None
+    *,
+    product_id: int,
+    claim_token: uuid.UUID,
+    trigger: str,
+    requested_by_id: int | None = None,
+    not_before: datetime | None = None,
 ) -> None:
-    """Enqueue the scrape task once the current transaction commits (ids only)."""
-    task = _ScrapeTask(product_id, claim_token, str(trigger), requested_by_id)
+    """Enqueue the scrape task once the current transaction commits (ids only).
+
+    ``not_before``: the product was claimed ahead of its due time; the task fetches no earlier.
+    """
+    task = _ScrapeTask(product_id, claim_token, str(trigger), requested_by_id, not_before)
     batch: list[_ScrapeTask] | None = getattr(_batch, "tasks", None)
     if batch is not None:
         batch.append(task)
@@ -78,16 +107,14 @@ def _send_scrapes(tasks: list[_ScrapeTask]) -> None:
     for task in tasks:
         async_task(
             SCRAPE_TASK,
-            task.product_id,
-            str(task.claim_token),
-            task.trigger,
-            task.requested_by_id,
+            *task.arguments(),
             task_name=f"scrape-{task.product_id}-{str(task.claim_token)[:8]}",
             group="scrape",
             # Every scrape is recorded as a ScrapeRun; storing successful task results too made
             # django-q2's monitor take the SQLite write lock per task (BENCHMARKS.md). Failures are saved.
             save=False,
             broker=collector or broker,
+            **task.options(),
         )
     if collector is not None:
         collector.flush()

@@ -2,11 +2,14 @@
 
 A product is checked when it is due (``next_scrape_at``), unclaimed, tracked by an enabled
 tracker and its store allows it. Every claim is a conditional UPDATE, so two dispatchers (or a
-dispatcher and a manual request) never claim the same product.
+dispatcher and a manual request) never claim the same product. The dispatcher claims a product
+up to one tick before it is due and its task waits for the due time, so checks keep their
+interval instead of landing on the tick after it (``tracking.policy.due_lookahead``).
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +23,7 @@ from accounts.models import User
 from pricetracker.api import ApplicationError
 from scraping.models import Store
 from tracking import policy
-from tracking.models import Product, ScrapeRun, TrackingConfig, Trigger
+from tracking.models import ManualScrapeRequest, Product, RunStatus, TrackingConfig, Trigger
 from tracking.services import queue
 
 # A claimed product is not due again until its claim expires. Long enough to cover the queue
@@ -28,6 +31,8 @@ from tracking.services import queue
 CLAIM_LEASE = timedelta(minutes=10)
 # Products the dispatcher may claim in one tick, across stores (the global budget).
 DISPATCH_MAX_PER_TICK = 1000
+# The window of the per-user manual scrape limit (``User.manual_scrapes_per_hour``).
+MANUAL_SCRAPE_WINDOW = timedelta(hours=1)
 
 
 def product_refresh_schedule(*, product_id: int, now: datetime | None = None) -> Product:
@@ -94,9 +99,16 @@ def product_claim(*, product_id: int, now: datetime | None = None) -> uuid.UUID 
     claimed = (
         Product.objects.filter(pk=product_id)
         .filter(_claimable(now))
-        .update(claimed_until=now + CLAIM_LEASE, claim_token=token)
+        # This check also answers a pending operator rescrape: the next scheduled one is not it.
+        .update(claimed_until=now + CLAIM_LEASE, claim_token=token, rescrape_requested_at=None)
     )
     return token if claimed else None
+
+
+def _dispatch_trigger(*, failures: int, rescrape_requested: bool) -> Trigger:
+    if rescrape_requested:
+        return Trigger.RESCRAPE
+    return Trigger.RETRY if failures else Trigger.SCHEDULED
 
 
 @dataclass
@@ -112,11 +124,14 @@ class DispatchReport:
 def dispatch_due_products(*, now: datetime | None = None, limit: int = DISPATCH_MAX_PER_TICK) -> DispatchReport:
     """Claim due products within each store's budget and enqueue one task per claim.
 
-    Due: ``next_scrape_at <= now``, no live claim, at least one enabled tracker, store enabled
-    and its breaker allowing. Claims are one conditional UPDATE per store batch, so two
-    dispatchers running at once never claim the same product.
+    Due: ``next_scrape_at`` before the next tick (``now`` + :func:`tracking.policy.due_lookahead`),
+    no live claim, at least one enabled tracker, store enabled and its breaker allowing. A product
+    claimed before its due time is enqueued with it and its task waits for it (never early).
+    Claims are one conditional UPDATE per store batch, so two dispatchers running at once never
+    claim the same product.
     """
     now = now or timezone.now()
+    horizon = now + policy.due_lookahead()
     report = DispatchReport()
     remaining = limit
     for store in Store.objects.filter(enabled=True).order_by("pk"):
@@ -133,26 +148,32 @@ def dispatch_due_products(*, now: datetime | None = None, limit: int = DISPATCH_
             continue
         enabled_tracker = TrackingConfig.objects.filter(product=OuterRef("pk"), enabled=True)
         due = list(
-            Product.objects.filter(store=store, next_scrape_at__lte=now)
+            Product.objects.filter(store=store, next_scrape_at__lte=horizon)
             .filter(_claimable(now))
             .filter(Exists(enabled_tracker))
             .order_by("next_scrape_at")
-            .values_list("pk", "consecutive_failures")[:budget]
+            .values_list("pk", "next_scrape_at", "consecutive_failures", "rescrape_requested_at")[:budget]
         )
         if not due:
             report.per_store[store.code] = 0
             continue
         token = uuid.uuid4()
-        ids = [pk for pk, _ in due]
+        ids = [pk for pk, *_ in due]
         with transaction.atomic(), queue.enqueued_together():
-            Product.objects.filter(pk__in=ids, next_scrape_at__lte=now).filter(_claimable(now)).update(
-                claimed_until=now + CLAIM_LEASE, claim_token=token
+            Product.objects.filter(pk__in=ids, next_scrape_at__lte=horizon).filter(_claimable(now)).update(
+                claimed_until=now + CLAIM_LEASE, claim_token=token, rescrape_requested_at=None
             )
             won = set(Product.objects.filter(pk__in=ids, claim_token=token).values_list("pk", flat=True))
-            for pk, failures in due:
+            for pk, due_at, failures, rescrape_requested_at in due:
                 if pk in won:
-                    trigger = Trigger.RETRY if failures else Trigger.SCHEDULED
-                    queue.enqueue_scrape(product_id=pk, claim_token=token, trigger=trigger)
+                    queue.enqueue_scrape(
+                        product_id=pk,
+                        claim_token=token,
+                        trigger=_dispatch_trigger(
+                            failures=failures, rescrape_requested=rescrape_requested_at is not None
+                        ),
+                        not_before=due_at if due_at is not None and due_at > now else None,
+                    )
         report.per_store[store.code] = len(won)
         report.claimed += len(won)
         remaining -= len(won)
@@ -160,46 +181,106 @@ def dispatch_due_products(*, now: datetime | None = None, limit: int = DISPATCH_
 
 
 def tracker_request_scrape(*, tracker: TrackingConfig, user: User) -> uuid.UUID:
-    """Queue an immediate scrape for a user's tracker, or refuse with a clear reason."""
+    """Queue an immediate scrape for a user's tracker, or refuse with a clear reason.
+
+    The hourly limit counts accepted requests (:class:`~tracking.models.ManualScrapeRequest`),
+    checked and recorded in one transaction under the user's row lock (``select_for_update`` on
+    PostgreSQL; on SQLite the IMMEDIATE transaction already serialises writers), so concurrent
+    requests of one user never exceed it together. A refused request does not count.
+    """
     now = timezone.now()
-    product = Product.objects.select_related("store").get(pk=tracker.product_id)
-    store = product.store
-    if not store.enabled:
-        raise ApplicationError(
-            f"Scraping {store.code} is paused by the administrator.", code="store_disabled", status_code=503
-        )
-    if not policy.breaker_allows_manual(store):
-        raise ApplicationError(
-            f"{store.code} is blocking our requests, so scraping is paused (circuit breaker {store.breaker_state}). "
-            "Scheduled checks resume automatically.",
-            code="store_paused",
-            status_code=503,
-        )
-    used = ScrapeRun.objects.filter(
-        requested_by=user, trigger=Trigger.MANUAL, created_at__gte=now - timedelta(hours=1)
-    ).count()
-    if used >= user.manual_scrapes_per_hour:
-        raise ApplicationError(
-            f"You have used your {user.manual_scrapes_per_hour} manual scrapes for this hour. Try again later.",
-            code="manual_limit",
-            status_code=429,
-        )
-    if product.last_scraped_at is not None:
-        earliest = product.last_scraped_at + timedelta(minutes=store.min_interval_minutes)
-        if earliest > now:
-            wait = int((earliest - now).total_seconds() // 60) + 1
+    with transaction.atomic():
+        limit = User.objects.select_for_update().values_list("manual_scrapes_per_hour", flat=True).get(pk=user.pk)
+        product = Product.objects.select_related("store").get(pk=tracker.product_id)
+        store = product.store
+        if not store.enabled:
             raise ApplicationError(
-                f"This product was checked {int((now - product.last_scraped_at).total_seconds() // 60)} minutes ago; "
-                f"{store.code} is checked at most every {store.min_interval_minutes} minutes. "
-                f"Try again in {wait} minutes.",
-                code="too_soon",
-                status_code=429,
-                extra={"retry_after_seconds": int((earliest - now).total_seconds())},
+                f"Scraping {store.code} is paused by the administrator.", code="store_disabled", status_code=503
             )
-    token = product_claim(product_id=product.pk, now=now)
-    if token is None:
-        raise ApplicationError(
-            "A check of this product is already queued or running.", code="already_queued", status_code=409
-        )
-    queue.enqueue_scrape(product_id=product.pk, claim_token=token, trigger=Trigger.MANUAL, requested_by_id=user.pk)
+        if not policy.breaker_allows_manual(store):
+            extra = {}
+            if store.breaker_opened_at is not None:
+                # The breaker's probe may go after its cooldown: a client retrying sooner is refused.
+                resume = store.breaker_opened_at + timedelta(minutes=store.breaker_cooldown_minutes)
+                extra["retry_after_seconds"] = max(1, math.ceil((resume - now).total_seconds()))
+            raise ApplicationError(
+                f"{store.code} is blocking our requests, so scraping is paused "
+                f"(circuit breaker {store.breaker_state}). Scheduled checks resume automatically.",
+                code="store_paused",
+                status_code=503,
+                extra=extra or None,
+            )
+        since = now - MANUAL_SCRAPE_WINDOW
+        requests = ManualScrapeRequest.objects.filter(user_id=user.pk)
+        in_window = requests.filter(created_at__gte=since)
+        if in_window.count() >= limit:
+            # A slot frees when the oldest request in the window leaves it.
+            oldest = in_window.order_by("created_at").values_list("created_at", flat=True).first()
+            wait = MANUAL_SCRAPE_WINDOW if oldest is None else oldest + MANUAL_SCRAPE_WINDOW - now
+            raise ApplicationError(
+                f"You have used your {limit} manual scrapes for this hour. Try again later.",
+                code="manual_limit",
+                status_code=429,
+                extra={"retry_after_seconds": max(1, math.ceil(wait.total_seconds()))},
+            )
+        _refuse_too_soon(product=product, store=store, now=now)
+        token = product_claim(product_id=product.pk, now=now)
+        if token is None:
+            raise ApplicationError(
+                "A check of this product is already queued or running.", code="already_queued", status_code=409
+            )
+        requests.filter(created_at__lt=since).delete()  # only the last hour counts: keep the table small
+        ManualScrapeRequest.objects.create(user_id=user.pk)
+        queue.enqueue_scrape(product_id=product.pk, claim_token=token, trigger=Trigger.MANUAL, requested_by_id=user.pk)
     return token
+
+
+def _refuse_too_soon(*, product: Product, store: Store, now: datetime) -> None:
+    """Refuse (429 ``too_soon``) a manual check within the store's minimum interval of the last one.
+
+    After a failed check the reason is the failure, not the interval: say so, and when the
+    automatic retry is due.
+    """
+    if product.last_scraped_at is None:
+        return
+    earliest = product.last_scraped_at + timedelta(minutes=store.min_interval_minutes)
+    if earliest <= now:
+        return
+    rule = f"{store.code} is checked at most every {store.min_interval_minutes} minutes"
+    if product.last_scrape_status and product.last_scrape_status != RunStatus.SUCCESS:
+        message = f"The last check of this product failed {_ago(now - product.last_scraped_at)}"
+        retry_at = product.next_scrape_at
+        if retry_at is not None:
+            message += (
+                "; the automatic retry is due now"
+                if retry_at <= now
+                else f"; it is retried automatically in {_span(retry_at - now)}"
+            )
+        message += f". A manual check is possible in {_span(earliest - now)} ({rule})."
+    else:
+        message = (
+            f"This product was checked {_ago(now - product.last_scraped_at)}; {rule}. "
+            f"Try again in {_span(earliest - now)}."
+        )
+    raise ApplicationError(
+        message,
+        code="too_soon",
+        status_code=429,
+        extra={"retry_after_seconds": math.ceil((earliest - now).total_seconds())},
+    )
+
+
+def _span(delta: timedelta) -> str:
+    """A wait for people: whole minutes, rounded up (never "0 minutes")."""
+    minutes = max(1, math.ceil(delta.total_seconds() / 60))
+    if minutes < 120:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} hours" + (f" {minutes} minutes" if minutes else "")
+
+
+def _ago(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 1:
+        return "less than a minute ago"
+    return f"{minutes} minute{'s' if minutes != 1 else ''} ago"

@@ -6,12 +6,15 @@ evaluate (:mod:`tracking.services.evaluate`) -> notify (the hook in :mod:`tracki
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
+import statistics
 import time
 import uuid
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -19,9 +22,9 @@ from django.utils import timezone
 
 from scraping.models import Store
 from scraping.providers import get_provider
-from scraping.results import ScrapeResult, ScrapeStatus
+from scraping.results import ScrapeResult, ScrapeStatus, check_price_range
 from tracking import policy
-from tracking.models import INTERNAL_ERROR, Product, ScrapeRun, Trigger
+from tracking.models import INTERNAL_ERROR, UNCONFIRMED_PRICE, PricePoint, Product, ScrapeRun, Trigger
 from tracking.services.record import run_finish
 
 logger = logging.getLogger("tracking")
@@ -33,6 +36,17 @@ RUN_LEASE_MARGIN = timedelta(seconds=30)
 # bounded by what the django-q2 timeout leaves after the fetch itself, see max_slot_wait()).
 MAX_SLOT_WAIT_SECONDS = 45.0
 SLOT_POLL_SECONDS = 0.5
+# A started run keeps its product's claim this much longer than the run's own lease, so the
+# recovery sweep (every minute) closes a lost run, and counts its failure, before the
+# dispatcher can claim the product again.
+CLAIM_GRACE_AFTER_LEASE = timedelta(minutes=2)
+# A price this many times above or below the product's recent median is confirmed by a second
+# fetch before it is recorded: a pricing error is the deal users want to hear about, a misread
+# page is not. The median is over the last CONFIRM_WINDOW price points (price_history_product_idx).
+CONFIRM_FACTOR = Decimal(10)
+CONFIRM_WINDOW = 5
+# Time kept free at the end of the task for recording, after the confirming fetch's deadline.
+CONFIRM_MARGIN_SECONDS = 5.0
 
 
 def worker_name() -> str:
@@ -48,12 +62,14 @@ def run_lease() -> timedelta:
 def product_scrape(
     *, product_id: int, claim_token: uuid.UUID, trigger: str = Trigger.SCHEDULED, requested_by_id: int | None = None
 ) -> ScrapeRun | None:
-    """Execute one claimed scrape: record a run, fetch politely, finish in one transaction.
+    """Execute one claimed scrape: record a run, fetch politely, vet the price, finish in one
+    transaction.
 
     Returns None (and records nothing) when the claim is no longer ours or the run already
     exists, which is what a redelivered task sees.
     """
-    deadline = time.monotonic() + max_slot_wait()
+    task_started = time.monotonic()
+    deadline = task_started + max_slot_wait()
     try:
         started = _run_start(
             product_id=product_id, claim_token=claim_token, trigger=trigger, requested_by_id=requested_by_id
@@ -71,13 +87,112 @@ def product_scrape(
     if wait_seconds > 0:
         time.sleep(wait_seconds)
 
+    result, error_kind = _fetch(product)
+    if error_kind is None:
+        result, error_kind = _vet_price(run=run, product=product, result=result, task_started=task_started)
+    return run_finish(run=run, product=product, result=result, error_kind_override=error_kind)
+
+
+def _fetch(product: Product) -> tuple[ScrapeResult, str | None]:
+    """One fetch through the provider; a crash is our bug, recorded as ``internal_error``."""
     try:
-        result = get_provider(product.store.code).scrape(product.asin)
+        return get_provider(product.store.code).scrape(product.asin), None
     except Exception:  # the provider never raises for expected outcomes; this is a bug
         logger.exception("scrape crashed", extra={"asin": product.asin})
-        result = ScrapeResult(status=ScrapeStatus.FAILED, message="Internal error; see the worker log.")
-        return run_finish(run=run, product=product, result=result, error_kind_override=INTERNAL_ERROR)
-    return run_finish(run=run, product=product, result=result)
+        return ScrapeResult(status=ScrapeStatus.FAILED, message="Internal error; see the worker log."), INTERNAL_ERROR
+
+
+def _vet_price(
+    *, run: ScrapeRun, product: Product, result: ScrapeResult, task_started: float
+) -> tuple[ScrapeResult, str | None]:
+    """Check a fetched price before it can be recorded; returns the result to record.
+
+    Outside the store's plausible range: FAILED / ``implausible_price``. Far from the product's
+    recent median: confirmed by a second fetch (:func:`_confirm`). Otherwise unchanged.
+    """
+    store = product.store
+    result = check_price_range(result, low=store.min_plausible_price, high=store.max_plausible_price)
+    if not result.ok or result.price is None:
+        return result, None
+    median = recent_median_price(product_id=product.pk)
+    if median is None or median / CONFIRM_FACTOR < result.price < median * CONFIRM_FACTOR:
+        return result, None
+    return _confirm(run=run, product=product, first=result, median=median, task_started=task_started)
+
+
+def recent_median_price(*, product_id: int) -> Decimal | None:
+    """The median of the product's last ``CONFIRM_WINDOW`` prices; None without history.
+
+    One backward probe of ``price_history_product_idx`` (product, observed_at), LIMIT N.
+    """
+    prices = list(
+        PricePoint.objects.filter(product_id=product_id)
+        .order_by("-observed_at")
+        .values_list("price", flat=True)[:CONFIRM_WINDOW]
+    )
+    return statistics.median(prices) if prices else None
+
+
+def _confirm(
+    *, run: ScrapeRun, product: Product, first: ScrapeResult, median: Decimal, task_started: float
+) -> tuple[ScrapeResult, str | None]:
+    """Fetch the page once more and keep ``first`` only if the second fetch shows the same price.
+
+    The second fetch is as polite as any: it gives back this run's place among the store's
+    concurrent fetches and waits for a request slot (``tracking.policy``). It must start early
+    enough to finish within the task timeout; without a slot by then it does not happen. A
+    BLOCKED second answer is recorded as such (it must reach the circuit breaker); any other
+    disagreement is FAILED / ``unconfirmed_price`` and counts toward the backoff, so the next
+    regular check tries again.
+    """
+    seen = f"The page said {first.price} {first.currency or ''}".rstrip()
+    seen += f", far from the median of the last prices ({median})"
+    timeout = float(settings.Q_CLUSTER["timeout"])  # type: ignore[arg-type]
+    start_by = task_started + timeout - settings.SCRAPE_TOTAL_TIMEOUT_SECONDS - CONFIRM_MARGIN_SECONDS
+    reservation = _reserve_again(store_id=product.store_id, run_id=run.pk, deadline=start_by)
+    if reservation is None:
+        return _unconfirmed(first, f"{seen}; no request slot came free in time to confirm it: not recorded.")
+    if reservation.wait_seconds > 0:
+        time.sleep(reservation.wait_seconds)
+    second, error_kind = _fetch(product)
+    if error_kind is not None:
+        return second, error_kind
+    store = product.store
+    second = check_price_range(second, low=store.min_plausible_price, high=store.max_plausible_price)
+    both = {
+        "duration_ms": first.duration_ms + second.duration_ms,
+        "bytes_received": first.bytes_received + second.bytes_received,
+    }
+    if second.status is ScrapeStatus.BLOCKED:
+        message = f"{seen}; the confirming fetch was blocked: {second.message}"
+        return dataclasses.replace(second, message=message[:500], **both), None
+    if second.ok and second.price == first.price:
+        message = f"{seen}; a second fetch confirmed it."
+        return dataclasses.replace(second, message=message, **both), None
+    if second.ok:
+        again = "no price" if second.price is None else f"{second.price}"
+    else:
+        again = f"{second.error_kind} ({second.message})"
+    return _unconfirmed(dataclasses.replace(first, **both), f"{seen}; a second fetch said {again}: not recorded.")
+
+
+def _unconfirmed(first: ScrapeResult, message: str) -> tuple[ScrapeResult, str | None]:
+    failed = dataclasses.replace(first, status=ScrapeStatus.FAILED, message=message[:500])
+    return failed, UNCONFIRMED_PRICE
+
+
+def _reserve_again(*, store_id: int, run_id: int, deadline: float) -> policy.SlotReservation | None:
+    """A request slot for a second fetch by ``run_id``, or None if none comes free by ``deadline``.
+
+    The run stops counting as fetching first: it is waiting again, like a new fetch, and with a
+    store concurrency of 1 it would otherwise wait for itself.
+    """
+    ScrapeRun.objects.filter(pk=run_id).update(started_at=None)
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return None
+    reservation = policy.reserve_request_slot(store_id=store_id, run_id=run_id, max_wait_seconds=remaining)
+    return reservation or _wait_for_slot(store_id=store_id, run_id=run_id, deadline=deadline)
 
 
 def _run_start(
@@ -94,10 +209,12 @@ def _run_start(
     now = timezone.now()
     lease = run_lease()
     with transaction.atomic():
-        # Still our claim? Extend it to cover the run. A redelivered task after the run finished
+        # Still our claim? Extend it to cover the run (and the sweep, should the worker die). A
+        # redelivered task after the run finished
         # finds the claim cleared and stops here. On PostgreSQL this UPDATE also locks the
         # product row, so a second delivery of the same task waits here until we commit.
-        if not Product.objects.filter(pk=product_id, claim_token=claim_token).update(claimed_until=now + lease):
+        claimed_until = now + lease + CLAIM_GRACE_AFTER_LEASE
+        if not Product.objects.filter(pk=product_id, claim_token=claim_token).update(claimed_until=claimed_until):
             logger.info("scrape skipped: claim no longer held", extra={"product_id": product_id})
             return None
         product = Product.objects.select_related("store").get(pk=product_id)

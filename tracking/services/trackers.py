@@ -35,6 +35,43 @@ def product_for_reference(*, reference: str, store_code: str = DEFAULT_STORE) ->
     return product
 
 
+class TrackerLimitReached(ApplicationError):
+    """The user already has as many active trackers as their account allows (403 ``tracker_limit``)."""
+
+    def __init__(self, *, active: int, limit: int) -> None:
+        super().__init__(
+            f"You already have {active} active trackers, the limit for your account ({limit}). "
+            "Disable or delete one first.",
+            code="tracker_limit",
+            status_code=status.HTTP_403_FORBIDDEN,
+        )
+        self.active = active
+        self.limit = limit
+
+
+def tracker_limit_check(*, user: User, exclude_tracker_id: int | None = None) -> None:
+    """Raise :class:`TrackerLimitReached` if ``user`` may not have one more active tracker.
+
+    The one home of the active-tracker limit (API create and update, bulk import, admin). Call
+    it inside the transaction that then enables or creates the tracker: it locks the user's row
+    (``select_for_update`` on PostgreSQL; on SQLite the IMMEDIATE transaction already serialises
+    writers) until that transaction ends, so concurrent requests of one user count one after
+    another and never pass the limit together. Called on its own it is only a check.
+
+    ``exclude_tracker_id``: leave this tracker out of the count (the one being enabled, which a
+    concurrent request may already have enabled: enabling it again must not count it twice).
+    The limit is read from the locked row, not from ``user``, which may be stale.
+    """
+    with transaction.atomic():
+        limit = User.objects.select_for_update().values_list("max_trackers", flat=True).get(pk=user.pk)
+        active = TrackingConfig.objects.filter(user_id=user.pk, enabled=True)
+        if exclude_tracker_id is not None:
+            active = active.exclude(pk=exclude_tracker_id)
+        count = active.count()
+        if count >= limit:
+            raise TrackerLimitReached(active=count, limit=limit)
+
+
 def _validate_interval(store: Store, interval_minutes: int) -> None:
     if interval_minutes < store.min_interval_minutes:
         raise ValidationError(
@@ -67,14 +104,7 @@ def tracker_create(
         _validate_interval(store, interval_minutes)
         interval = interval_minutes
     if enabled:
-        active = TrackingConfig.objects.filter(user=user, enabled=True).count()
-        if active >= user.max_trackers:
-            raise ApplicationError(
-                f"You already have {active} active trackers, the limit for your account "
-                f"({user.max_trackers}). Disable or delete one first.",
-                code="tracker_limit",
-                status_code=status.HTTP_403_FORBIDDEN,
-            )
+        tracker_limit_check(user=user)  # holds the user's row lock until this create commits
     try:
         with transaction.atomic():
             tracker = TrackingConfig.objects.create(
@@ -107,31 +137,27 @@ def tracker_update(
     interval_minutes: int | None = None,
     enabled: bool | None = None,
 ) -> TrackingConfig:
-    """Change target, interval or enabled. A new target is re-evaluated against the current price."""
-    fields: list[str] = []
+    """Change target, interval or enabled. A new target is re-evaluated against the current price.
+
+    Enabling checks the active-tracker limit in the transaction that saves (:func:`tracker_limit_check`).
+    """
+    changes: dict[str, object] = {}
     if interval_minutes is not None and interval_minutes != tracker.interval_minutes:
         _validate_interval(tracker.product.store, interval_minutes)
-        tracker.interval_minutes = interval_minutes
-        fields.append("interval_minutes")
+        changes["interval_minutes"] = interval_minutes
     if enabled is not None and enabled != tracker.enabled:
-        if enabled:
-            active = TrackingConfig.objects.filter(user_id=tracker.user_id, enabled=True).count()
-            if active >= tracker.user.max_trackers:
-                raise ApplicationError(
-                    f"You already have {active} active trackers, the limit for your account.",
-                    code="tracker_limit",
-                    status_code=status.HTTP_403_FORBIDDEN,
-                )
-        tracker.enabled = enabled
-        fields.append("enabled")
+        changes["enabled"] = enabled
     target_changed = target_price is not None and target_price != tracker.target_price
     if target_changed:
-        tracker.target_price = target_price  # type: ignore[assignment]
-        fields.append("target_price")
-    if not fields:
+        changes["target_price"] = target_price
+    if not changes:
         return tracker
     with transaction.atomic():
-        tracker.save(update_fields=[*fields, "updated_at"])
+        if changes.get("enabled"):
+            tracker_limit_check(user=tracker.user, exclude_tracker_id=tracker.pk)
+        for name, value in changes.items():
+            setattr(tracker, name, value)
+        tracker.save(update_fields=[*changes, "updated_at"])
         scheduling.product_refresh_schedule(product_id=tracker.product_id)
         if target_changed:
             tracker_evaluate_current(tracker=tracker)

@@ -12,8 +12,10 @@ latency (see :mod:`pricetracker.metrics`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +27,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from pricetracker import demo
+from pricetracker.env import env_str
 
 # How long each child gets to stop on SIGTERM before it is killed.
 STOP_GRACE_SECONDS = 20
@@ -55,10 +58,17 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         host = str(options["host"])
         port = int(options["port"])  # type: ignore[arg-type]
-        base = f"http://{host}:{port}"
+        # Before anything is migrated, reset or printed: a taken port used to show the banner and
+        # its URLs (of whatever else listens there) and only then fail in gunicorn.
+        check_port_free(host, port)
+        base = base_url(host, port)
         if options["demo"] and os.environ.get(demo.DEMO_FLAG) != "1":
             self._exec_demo(site_url=base)  # does not return
         env = dict(os.environ)
+        # Links in emails (sent by the cluster, and by the web workers on registration) point at
+        # this server unless SITE_URL says otherwise: with --port 18101 they pointed at port 8000.
+        if env_str("SITE_URL") is None:
+            env["SITE_URL"] = base
         cluster = not options["no_cluster"]
         fake_store = None
         try:
@@ -90,8 +100,7 @@ class Command(BaseCommand):
 
     def _prepare_database(self) -> None:
         self.stdout.write("Preparing the database (migrate, cache table, schedules)...")
-        call_command("migrate", interactive=False, verbosity=0)
-        call_command("createcachetable", verbosity=0)
+        call_command("migrate", interactive=False, verbosity=0)  # also creates the cache table (apps.py)
         call_command("setup_schedules", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
         if not settings.DEBUG:
             call_command("collectstatic", interactive=False, verbosity=0)
@@ -156,8 +165,13 @@ class Command(BaseCommand):
         exit_code = 0
         try:
             self._start_children(children, env, host=host, port=port, web_workers=web_workers, cluster=cluster)
-            base = f"http://{host}:{port}"
-            self._banner(base, cluster=cluster, logins=logins, fake_store_url=env.get("AMAZON_BASE_URL"))
+            self._banner(
+                base_url(host, port),
+                cluster=cluster,
+                logins=logins,
+                fake_store_url=env.get("AMAZON_BASE_URL"),
+                site_url=env.get("SITE_URL"),
+            )
             while not stopping:
                 for name, proc in children:
                     if proc.poll() is not None:
@@ -173,7 +187,15 @@ class Command(BaseCommand):
         if exit_code:
             raise CommandError(f"A child process failed (exit code {exit_code}).")
 
-    def _banner(self, base: str, *, cluster: bool, logins: demo.DemoLogins | None, fake_store_url: str | None) -> None:
+    def _banner(
+        self,
+        base: str,
+        *,
+        cluster: bool,
+        logins: demo.DemoLogins | None,
+        fake_store_url: str | None,
+        site_url: str | None,
+    ) -> None:
         title = "pricetracker demo" if logins else "pricetracker"
         self.stdout.write(
             self.style.SUCCESS(f"\n{title} is running (database: {settings.DATABASES['default']['ENGINE']}).")
@@ -183,6 +205,8 @@ class Command(BaseCommand):
         self.stdout.write(f"  Admin:      {base}/admin/")
         self.stdout.write(f"  Health:     {base}/api/health/")
         self.stdout.write(f"  Metrics:    {base}/metrics")
+        if site_url:
+            self.stdout.write(f"  Email links: {site_url} (SITE_URL)")
         if cluster:
             self.stdout.write(f"  Workers:    {settings.Q_WORKERS} (Q_WORKERS)")
         if logins is None:
@@ -200,6 +224,39 @@ class Command(BaseCommand):
                 "targets within a few minutes. Alert emails are printed here."
             )
         self.stdout.write("Press Ctrl-C to stop.\n")
+
+
+def base_url(host: str, port: int) -> str:
+    """``http://host:port`` of the server; a wildcard address becomes loopback (a link to
+    0.0.0.0 opens nothing), an IPv6 address gets its brackets."""
+    if host in {"0.0.0.0", "", "::"}:  # noqa: S104 - compared, not bound
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise :class:`CommandError` naming ``--port`` if ``host:port`` cannot be bound.
+
+    Binds as gunicorn does (SO_REUSEADDR, so a port in TIME_WAIT after a restart is free) and
+    releases it at once; a server grabbing the port in between still makes gunicorn fail loudly.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise CommandError(f"Cannot bind to {host!r}: {exc}. Give another address with --host.") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CommandError(
+                    f"Port {port} on {host} is already in use (another serve, or another server). "
+                    f"Stop it, or choose a free port with --port, e.g. --port {port + 1}."
+                ) from None
+            raise CommandError(
+                f"Cannot listen on {host}:{port}: {exc.strerror or exc}. Choose another --host or --port."
+            ) from None
 
 
 def _stop_all(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:

@@ -3,7 +3,8 @@
 Two modes:
 
 - ``scrape ASIN_OR_URL [--json]`` fetches one product live through the amazon.com provider (the
-  configured ``AMAZON_BASE_URL``, so a local fake store in demos and tests).
+  configured ``AMAZON_BASE_URL``, so a local fake store in demos and tests). The exit status says
+  how it went (``EXIT_STATUSES``), so a script or a monitoring probe needs no parsing.
 - ``scrape --from-file PAGE.html [MORE.html ...] [--json]`` classifies and parses saved pages
   offline, as if each had been served with HTTP 200 and ``text/html``. ``--json`` prints one JSON
   object per file per line, with exactly the keys in ``FILE_JSON_KEYS``. A file that cannot be
@@ -19,7 +20,19 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from scraping.pages import analyse
-from scraping.results import ScrapeResult
+from scraping.results import ScrapeResult, ScrapeStatus
+
+# Live mode: the outcome as the exit status. 1 stays "the command could not run" (Django's
+# CommandError: a bad reference, unreadable files), 2 argparse's usage error.
+EXIT_FAILED = 3
+EXIT_BLOCKED = 4
+EXIT_CODES = {ScrapeStatus.FAILED: EXIT_FAILED, ScrapeStatus.BLOCKED: EXIT_BLOCKED}
+EXIT_STATUSES = (
+    f"Exit status of a live scrape: 0 SUCCESS (a product page, with or without a price), {EXIT_FAILED} FAILED, "
+    f"{EXIT_BLOCKED} BLOCKED (the result is printed first, as usual); 1 the command could not run (not an "
+    "amazon.com product reference, or a --from-file page unreadable; --from-file otherwise exits 0 whatever the "
+    "pages are); 2 bad arguments."
+)
 
 FILE_JSON_KEYS = (
     "file",
@@ -65,7 +78,7 @@ class Command(BaseCommand):
     help = (
         "Scrape one amazon.com product live (ASIN or product URL), or classify and parse saved "
         "pages offline with --from-file. Runs on any host with the project's settings; the live "
-        "mode makes one request to AMAZON_BASE_URL."
+        "mode makes one request to AMAZON_BASE_URL. " + EXIT_STATUSES
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -123,3 +136,6 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(result.as_json(), ensure_ascii=False))
         else:
             self.stdout.write(f"{asin}\n{summary(result)}")
+        if result.status in EXIT_CODES:
+            reason = f"{result.status} ({result.error_kind})" if result.error_kind else str(result.status)
+            raise CommandError(f"{asin}: {reason}", returncode=EXIT_CODES[result.status])

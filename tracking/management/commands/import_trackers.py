@@ -12,23 +12,31 @@ Output:
 - stdout: a summary: rows read, created, duplicates (already tracked, also twice in the file),
   invalid, over limit (the user's active-tracker limit), and over how many minutes the first
   checks of new products were spread.
+- exit status: see ``EXIT_STATUSES``; a script can tell "every row is tracked" from "some rows
+  were not imported" without parsing the summary.
+
+Target prices and intervals go through the API's own fields (``TrackerCreateSerializer``), so a
+row is accepted exactly when the same tracker would be accepted by ``POST /api/trackers/``
+(``$9.99`` is refused by both).
 
 New products are not fetched at once (that would queue every row's request together): each
 becomes due in its own request slot at the store's rate, with jitter (tracking.services
 ``tracker_import`` and ``spread_slot``). Each row is its own transaction, so a long import never
-holds the database for long; ``--dry-run`` runs every row in one transaction and rolls it back.
-The exit status is 0 whenever the file could be read: read the summary for bad rows.
+holds the database for long; ``--dry-run`` runs every row in one transaction and rolls it back,
+so it reports what a real run would: the same outcomes, counts, messages and exit status.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
@@ -39,11 +47,19 @@ from accounts.models import User
 from pricetracker.api import ApplicationError
 from scraping.models import Store, get_store
 from tracking import services
+from tracking.serializers import TrackerCreateSerializer
 
 HEADER_NAMES = frozenset({"url_or_asin", "url", "asin", "reference"})
 MAX_COLUMNS = 3
-# DecimalField(max_digits=12, decimal_places=2) on TrackingConfig.target_price.
-MAX_PRICE = Decimal("9999999999.99")
+# The import ran, but some rows are not tracked now (invalid or over the limit). 1 stays Django's
+# "the command could not run" (unknown user, unreadable file), 2 argparse's usage error.
+EXIT_ROWS_NOT_IMPORTED = 3
+EXIT_STATUSES = (
+    "Exit status: 0 every row is tracked now (created, or already tracked); "
+    f"{EXIT_ROWS_NOT_IMPORTED} the import finished but some rows were invalid or over the tracker limit "
+    "(each is on stderr, counted in the summary); 1 the import could not run (unknown user, unreadable file); "
+    "2 bad arguments. --dry-run exits as the real run would."
+)
 
 
 class BadRow(Exception):
@@ -58,30 +74,30 @@ class Row:
     interval_minutes: int | None
 
 
+@functools.cache
+def api_field(name: str) -> Any:
+    """The API's own field for ``name`` (of ``TrackerCreateSerializer``): one parser for both doors."""
+    return TrackerCreateSerializer().fields[name]
+
+
 def parse_price(text: str) -> Decimal:
-    """A positive amount with at most 2 decimals; a leading ``$`` is allowed."""
+    """A target price exactly as ``POST /api/trackers/`` takes it (a plain decimal string)."""
     try:
-        value = Decimal(text.removeprefix("$").strip())
-    except InvalidOperation:
-        raise BadRow(f"target price {text!r} is not a number") from None
-    if not value.is_finite() or value <= 0:
-        raise BadRow(f"target price {text!r} must be greater than 0")
-    if int(value.as_tuple().exponent) < -2:
-        raise BadRow(f"target price {text!r} has more than 2 decimal places")
-    if value > MAX_PRICE:
-        raise BadRow(f"target price {text!r} is too large")
-    return value.quantize(Decimal("0.01"))
+        return api_field("target_price").run_validation(text)
+    except ValidationError as exc:
+        raise BadRow(f"target price {text!r}: {describe(exc)}") from None
 
 
 def parse_interval(text: str) -> int:
-    """A whole number of minutes, at least 1 (the store's minimum is checked by the service)."""
+    """A whole number of minutes in the API's range (the store's minimum is checked by the service)."""
     try:
         value = int(text)
     except ValueError:
         raise BadRow(f"interval {text!r} is not a whole number of minutes") from None
-    if value < 1:
-        raise BadRow(f"interval {text!r} must be at least 1 minute")
-    return value
+    try:
+        return api_field("interval_minutes").run_validation(value)
+    except ValidationError as exc:
+        raise BadRow(f"interval {text!r}: {describe(exc)}") from None
 
 
 def parse_row(line: int, cells: list[str], *, default_target: Decimal | None, default_interval: int | None) -> Row:
@@ -133,7 +149,7 @@ class Command(BaseCommand):
     help = (
         "Import trackers for one user from a CSV file (url_or_asin,target_price[,interval_minutes]). "
         "Bad rows are reported with their line number and skipped; a summary follows. Run it on any host "
-        "with database access; the workers fetch the products, spread over the store's request rate."
+        "with database access; the workers fetch the products, spread over the store's request rate. " + EXIT_STATUSES
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -162,6 +178,10 @@ class Command(BaseCommand):
 
         every = max(1, int(options["progress_every"]))  # type: ignore[arg-type]
         outcomes: Counter[str] = Counter()
+        # Trackers this import created: id -> (line, ASIN). A later row for the same product is a
+        # duplicate of that line, said so in words true of a real run and of a dry run alike (a
+        # dry run's tracker id names a row that is rolled back).
+        self._created: dict[int, tuple[int, str]] = {}
         store = get_store(services.DEFAULT_STORE)
         spacing = services.store_request_spacing(store)
         now = timezone.now()
@@ -180,6 +200,10 @@ class Command(BaseCommand):
         self._summary(path, user, len(records), outcomes, spread=spacing * outcomes["spread"], store=store)
         if options["dry_run"]:
             self.stdout.write("Dry run: nothing was saved.")
+        not_imported = outcomes["invalid"] + outcomes["over_limit"]
+        if not_imported:
+            message = f"{not_imported} of {len(records)} rows were not imported (see above)."
+            raise CommandError(message, returncode=EXIT_ROWS_NOT_IMPORTED)
 
     def _import_row(
         self,
@@ -194,7 +218,7 @@ class Command(BaseCommand):
         """Import one record; report a bad one on stderr. Returns the outcome keys to count."""
         try:
             row = parse_row(line, cells, default_target=default_target, default_interval=default_interval)
-            _, spread = services.tracker_import(
+            tracker, spread = services.tracker_import(
                 user=user,
                 reference=row.reference,
                 target_price=row.target_price,
@@ -208,12 +232,18 @@ class Command(BaseCommand):
             self._bad(line, describe(exc))
             return ["invalid"]
         except ApplicationError as exc:
-            self._bad(line, str(exc.detail))
             if exc.get_codes() == "duplicate_tracker":
+                earlier = self._created.get(exc.extra.get("tracker_id"))  # type: ignore[arg-type]
+                if earlier is not None:
+                    self._bad(line, f"{earlier[1]} is already on line {earlier[0]} of this file.")
+                else:
+                    self._bad(line, str(exc.detail))
                 return ["duplicate"]
+            self._bad(line, str(exc.detail))
             if exc.get_codes() == "tracker_limit":
                 return ["over_limit"]
             return ["invalid"]
+        self._created[tracker.pk] = (line, tracker.product.asin)
         return ["created", "spread"] if spread else ["created"]
 
     def _bad(self, line: int, reason: str) -> None:

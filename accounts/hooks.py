@@ -1,0 +1,47 @@
+"""The seam between accounts and the email outbox.
+
+Imports flow one way (notifications imports accounts, never the reverse), so accounts does not
+send its emails itself: it hands "send this kind of email to this address" to the one sender
+registered here, inside the caller's transaction. notifications registers its outbox writer in
+``AppConfig.ready``, so a confirmation or password reset email is retried like an alert when
+the mail server is down. The email is rendered when it is sent
+(:func:`accounts.emails.account_email_render`), so no token is ever stored.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Protocol
+
+from django.core.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+
+class AccountEmailKind(enum.StrEnum):
+    """The emails accounts sends (the outbox stores the value in ``Notification.kind``)."""
+
+    CONFIRM_LOGIN = "confirm_login"
+    CONFIRM_NOTIFICATION = "confirm_notification"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a kind of email, not a secret
+
+
+class AccountEmailSender(Protocol):
+    def __call__(self, *, user: User, kind: AccountEmailKind, to_email: str) -> object: ...
+
+
+_sender: AccountEmailSender | None = None
+
+
+def register_account_email_sender(sender: AccountEmailSender) -> None:
+    """Make ``sender`` the one that queues account emails (the last registration wins)."""
+    global _sender
+    _sender = sender
+
+
+def account_email_sender() -> AccountEmailSender:
+    """The registered sender; refuses loudly rather than drop an email silently."""
+    if _sender is None:
+        raise ImproperlyConfigured("No account email sender is registered: is 'notifications' in INSTALLED_APPS?")
+    return _sender
