@@ -49,7 +49,7 @@ def seed(*, products: int, due: int) -> None:
 
     from accounts.models import User
     from scraping.models import get_store
-    from tracking.models import Product, TrackingConfig
+    from tracking.models import Product, Tracker
 
     store = get_store("amazon.com")
     store.requests_per_minute = 1000
@@ -79,9 +79,9 @@ def seed(*, products: int, due: int) -> None:
                 )
             )
         created = Product.objects.bulk_create(rows, batch_size=BATCH)
-        TrackingConfig.objects.bulk_create(
+        Tracker.objects.bulk_create(
             [
-                TrackingConfig(
+                Tracker(
                     user=users[(start + k) // TRACKERS_PER_USER],
                     product=product,
                     target_price=Decimal("10.00"),

@@ -134,7 +134,7 @@ def seed(*, users: int, trackers: int, points: int) -> Seeded:
     from accounts.models import User
     from fakestore.server import default_price
     from scraping.models import get_store
-    from tracking.models import PricePoint, Product, RunStatus, ScrapeRun, TrackingConfig
+    from tracking.models import PricePoint, Product, RunStatus, ScrapeRun, Tracker
 
     store = get_store("amazon.com")
     store.min_interval_minutes = 1
@@ -183,14 +183,14 @@ def seed(*, users: int, trackers: int, points: int) -> Seeded:
         user = User.objects.create_user(
             f"load{u}@example.com", "load-password-123", email_verified_at=now, max_trackers=trackers
         )
-        TrackingConfig.objects.bulk_create(
+        Tracker.objects.bulk_create(
             (
-                TrackingConfig(user=user, product=product, target_price=Decimal("1.00"), interval_minutes=1)
+                Tracker(user=user, product=product, target_price=Decimal("1.00"), interval_minutes=1)
                 for product in products
             ),
             batch_size=2000,
         )
-        history_ids.append(TrackingConfig.objects.get(user=user, product=history).pk)
+        history_ids.append(Tracker.objects.get(user=user, product=history).pk)
         tokens.append(str(RefreshToken.for_user(user).access_token))
     return Seeded(tokens=tokens, history_tracker_ids=history_ids)
 

@@ -220,7 +220,7 @@ def seed(*, products: int) -> None:
 
     from accounts.models import User
     from scraping.models import get_store
-    from tracking.models import Product, TrackingConfig
+    from tracking.models import Product, Tracker
 
     store = get_store("amazon.com")
     store.requests_per_minute = 1_000_000
@@ -232,8 +232,8 @@ def seed(*, products: int) -> None:
     created = Product.objects.bulk_create(
         [Product(store=store, asin=f"B0{i:08d}", interval_minutes=60, next_scrape_at=now) for i in range(products)]
     )
-    TrackingConfig.objects.bulk_create(
-        [TrackingConfig(user=user, product=p, target_price=Decimal("1.00"), interval_minutes=60) for p in created]
+    Tracker.objects.bulk_create(
+        [Tracker(user=user, product=p, target_price=Decimal("1.00"), interval_minutes=60) for p in created]
     )
 
 

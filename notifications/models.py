@@ -49,7 +49,7 @@ class Notification(models.Model):
     # Alerts only (null for account emails, enforced below).
     # SET_NULL: deleting a tracker keeps the record of what was sent for it.
     tracker = models.ForeignKey(
-        "tracking.TrackingConfig", on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications"
+        "tracking.Tracker", on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications"
     )
     product = models.ForeignKey(
         "tracking.Product", on_delete=models.PROTECT, null=True, blank=True, related_name="notifications"

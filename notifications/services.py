@@ -44,7 +44,7 @@ from notifications.emails import (
 )
 from notifications.models import Notification, NotificationKind, NotificationStatus, crossing_key
 from pricetracker.api import ApplicationError
-from tracking.models import PricePoint, TrackingConfig
+from tracking.models import PricePoint, Tracker
 
 logger = logging.getLogger("notifications")
 
@@ -90,7 +90,7 @@ class SendOutcome(enum.StrEnum):
 # --- Creating and enqueueing -------------------------------------------------------------------
 
 
-def notification_create_for_crossing(tracker: TrackingConfig, price_point: PricePoint) -> Notification:
+def notification_create_for_crossing(tracker: Tracker, price_point: PricePoint) -> Notification:
     """Write the outbox row for one crossing and enqueue its send after commit.
 
     The crossing hook of :mod:`tracking.hooks` (hence positional arguments): called inside the

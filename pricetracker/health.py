@@ -67,7 +67,7 @@ from rest_framework.views import APIView
 
 from notifications.models import Notification, NotificationStatus
 from scraping.models import Store
-from tracking.models import Product, RunStatus, ScrapeRun, TrackingConfig
+from tracking.models import Product, RunStatus, ScrapeRun, Tracker
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ def overdue_products(*, now: datetime) -> dict[int, int]:
     subquery) so the due products are a range of ``products_store_due_idx`` per store; joining
     the store instead made SQLite read that whole index.
     """
-    enabled_tracker = TrackingConfig.objects.filter(product=OuterRef("pk"), enabled=True)
+    enabled_tracker = Tracker.objects.filter(product=OuterRef("pk"), enabled=True)
     enabled_stores = Store.objects.filter(enabled=True).values("pk")
     rows = (
         Product.objects.filter(store_id__in=enabled_stores, next_scrape_at__lt=now - OVERDUE_AFTER)
@@ -259,7 +259,7 @@ def success_gap(*, store_id: int, now: datetime) -> SuccessGap:
 def has_tracked_products(*, store_id: int) -> bool:
     """Whether some product of the store has an enabled tracker (index ``products_store_due_idx``:
     a product nobody tracks has no next check)."""
-    enabled_tracker = TrackingConfig.objects.filter(product=OuterRef("pk"), enabled=True)
+    enabled_tracker = Tracker.objects.filter(product=OuterRef("pk"), enabled=True)
     return (
         Product.objects.filter(store_id=store_id, next_scrape_at__isnull=False).filter(Exists(enabled_tracker)).exists()
     )

@@ -257,7 +257,7 @@ def seed_tracked_products(*, count: int, users: Sequence[User], prefix: str, cro
 
     from fakestore.server import default_price
     from scraping.models import get_store
-    from tracking.models import Product, TrackingConfig
+    from tracking.models import Product, Tracker
 
     assert len(prefix) + len(str(count - 1)) <= 10, "ASINs have 10 characters"
     digits = 10 - len(prefix)
@@ -267,8 +267,8 @@ def seed_tracked_products(*, count: int, users: Sequence[User], prefix: str, cro
         Product(store=store, asin=f"{prefix}{i:0{digits}d}", interval_minutes=60, next_scrape_at=now)
         for i in range(count)
     )
-    TrackingConfig.objects.bulk_create(
-        TrackingConfig(
+    Tracker.objects.bulk_create(
+        Tracker(
             user=users[i % len(users)],
             product=product,
             target_price=default_price(product.asin) + 1

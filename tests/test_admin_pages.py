@@ -17,7 +17,7 @@ def one_of_each(store, alice):
     return {
         "scraping/store": store.pk,
         "tracking/product": product.pk,
-        "tracking/trackingconfig": tracker.pk,
+        "tracking/tracker": tracker.pk,
         "tracking/scraperun": ScrapeRun.objects.get().pk,
         "tracking/pricepoint": PricePoint.objects.get().pk,
     }
@@ -25,7 +25,7 @@ def one_of_each(store, alice):
 
 @pytest.mark.parametrize(
     "model",
-    ["scraping/store", "tracking/product", "tracking/trackingconfig", "tracking/scraperun", "tracking/pricepoint"],
+    ["scraping/store", "tracking/product", "tracking/tracker", "tracking/scraperun", "tracking/pricepoint"],
 )
 def test_the_list_and_the_object_page_open(admin_client, one_of_each, model):
     changelist = admin_client.get(f"/admin/{model}/")

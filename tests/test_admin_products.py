@@ -120,7 +120,7 @@ def test_the_product_page_lists_the_latest_20_runs_and_its_trackers(admin_client
     assert response.status_code == 200
     inlines = {formset.opts.model.__name__: formset for formset in response.context["inline_admin_formsets"]}
     assert len(inlines["ScrapeRun"].formset.forms) == 20
-    assert len(inlines["TrackingConfig"].formset.forms) == 1
+    assert len(inlines["Tracker"].formset.forms) == 1
     assert b"alice@example.com" in response.content
     assert b"42.00" in response.content
 

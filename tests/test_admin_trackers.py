@@ -8,16 +8,16 @@ import pytest
 from django.utils import timezone
 
 from tests.tracking_factories import make_product, make_tracker
-from tracking.models import Product, TrackingConfig
+from tracking.models import Product, Tracker
 
-CHANGELIST = "/admin/tracking/trackingconfig/"
+CHANGELIST = "/admin/tracking/tracker/"
 
 
-def change_page(tracker: TrackingConfig) -> str:
+def change_page(tracker: Tracker) -> str:
     return f"{CHANGELIST}{tracker.pk}/change/"
 
 
-def form_data(tracker: TrackingConfig, **changes) -> dict:
+def form_data(tracker: Tracker, **changes) -> dict:
     data = {"target_price": tracker.target_price, "interval_minutes": tracker.interval_minutes}
     if tracker.enabled:
         data["enabled"] = "on"
@@ -118,6 +118,6 @@ def test_deleting_the_last_tracker_in_the_admin_unschedules_the_product(admin_cl
     )
 
     assert response.status_code == 302
-    assert not TrackingConfig.objects.filter(pk=tracker.pk).exists()
+    assert not Tracker.objects.filter(pk=tracker.pk).exists()
     product.refresh_from_db()
     assert product.next_scrape_at is None

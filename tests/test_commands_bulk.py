@@ -15,7 +15,7 @@ from notifications.models import Notification
 from scraping.models import Store
 from tests.tracking_factories import make_product, make_tracker, record, success
 from tracking import services
-from tracking.models import Product, ScrapeRun, TrackingConfig
+from tracking.models import Product, ScrapeRun, Tracker
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +73,7 @@ def test_it_creates_one_tracker_per_row_and_prints_a_summary(store, alice, csv_f
     assert summary(out) == {"created": 3, "duplicates": 0, "invalid": 0, "over limit": 0}
     assert "Imported trackers.csv for alice@example.com: 3 rows." in out
     assert err == ""
-    trackers = {t.product.asin: t for t in TrackingConfig.objects.filter(user=alice).select_related("product")}
+    trackers = {t.product.asin: t for t in Tracker.objects.filter(user=alice).select_related("product")}
     assert trackers["B000000002"].target_price == Decimal("25.50")
     assert trackers["B000000002"].interval_minutes == 120
     assert trackers["B000000003"].target_price == Decimal("7.00")
@@ -110,7 +110,7 @@ def test_bad_rows_are_reported_with_their_line_number_and_the_import_goes_on(sto
     assert lines[5].startswith("line 7: expected at most 3 columns")
     assert lines[6] == "line 9: target price '0': Ensure this value is greater than or equal to 0.01."
     assert lines[7] == "line 10: target price '1.999': Ensure that there are no more than 2 decimal places."
-    assert list(TrackingConfig.objects.values_list("product__asin", flat=True)) == ["B000000009"]
+    assert list(Tracker.objects.values_list("product__asin", flat=True)) == ["B000000009"]
     # A refused row leaves nothing behind, not even a product.
     assert not Product.objects.filter(asin="B000000006").exists()
 
@@ -138,7 +138,7 @@ def test_rows_beyond_the_users_tracker_limit_are_counted_as_over_limit(store, ma
     assert summary(out) == {"created": 2, "duplicates": 0, "invalid": 0, "over limit": 2}
     assert err.count("the limit for your account") == 2
     # The refused rows left no disabled trackers behind.
-    assert TrackingConfig.objects.count() == 2
+    assert Tracker.objects.count() == 2
 
 
 def test_new_products_are_not_fetched_at_once_but_spread_over_the_stores_rate(store, alice, csv_file):
@@ -184,7 +184,7 @@ def test_empty_cells_take_the_default_target_and_interval(store, alice, csv_file
     out, _ = run("import_trackers", "--user", "alice@example.com", "--default-target", "9.99", "--interval", "90", path)
 
     assert summary(out)["created"] == 2
-    first, second = TrackingConfig.objects.order_by("product__asin")
+    first, second = Tracker.objects.order_by("product__asin")
     assert (first.target_price, first.interval_minutes) == (Decimal("9.99"), 90)
     assert (second.target_price, second.interval_minutes) == (Decimal("5.00"), 90)
 
@@ -199,7 +199,7 @@ def test_a_dry_run_reports_the_same_summary_and_saves_nothing(store, alice, csv_
     assert summary(out) == {"created": 1, "duplicates": 1, "invalid": 1, "over limit": 0}
     assert "Dry run: nothing was saved." in out
     assert "line 3: target price 'oops': A valid number is required." in err
-    assert TrackingConfig.objects.count() == 1
+    assert Tracker.objects.count() == 1
     assert not Product.objects.filter(asin="B000000002").exists()
 
 
@@ -217,7 +217,7 @@ def test_a_dry_run_reports_exactly_what_the_real_run_then_does(store, make_user,
     path = csv_file(rows)
 
     dry = run_import("--user", "carol@example.com", "--dry-run", path)
-    assert TrackingConfig.objects.count() == 0
+    assert Tracker.objects.count() == 0
     real = run_import("--user", "carol@example.com", path)
 
     assert dry[0].replace("Dry run: nothing was saved.\n", "") == real[0]
@@ -230,7 +230,7 @@ def test_a_dry_run_reports_exactly_what_the_real_run_then_does(store, make_user,
         "line 5: B000000001 is already on line 1 of this file.",
     ]
     assert lines[3].startswith("line 7: ") and "limit" in lines[3] and len(lines) == 4
-    assert TrackingConfig.objects.count() == 3
+    assert Tracker.objects.count() == 3
 
 
 def test_a_target_price_is_read_by_the_apis_own_rules(store, alice, alice_client, csv_file):

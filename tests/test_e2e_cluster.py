@@ -22,7 +22,7 @@ from pricetracker.schedules import register_schedules
 from scraping.models import Store, get_store
 from tests.cluster import clusters, wait_for_scrapes_to_finish, wait_until
 from tracking import services
-from tracking.models import PricePoint, Product, RunStatus, ScrapeRun, TrackingConfig
+from tracking.models import PricePoint, Product, RunStatus, ScrapeRun, Tracker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -72,7 +72,7 @@ def test_a_real_cluster_fetches_every_product_once_per_interval(fake_store, tmp_
 
         wait_until(every_product_done, timeout=420, interval=3, message=f"{ROUNDS} successful runs per product")
         # Stop new work, let what is in flight finish, then stop the clusters.
-        TrackingConfig.objects.update(enabled=False)
+        Tracker.objects.update(enabled=False)
         wait_for_scrapes_to_finish()
         outputs = [cluster.output() for cluster in running]
 

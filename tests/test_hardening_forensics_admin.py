@@ -253,7 +253,7 @@ def test_the_run_page_links_the_price_point_and_the_alerts_it_caused(admin_clien
     assert f'href="/admin/tracking/pricepoint/{point.pk}/change/"'.encode() in response.content
     assert f"Price point #{point.pk}: 19.99 USD" in page
     assert f'href="/admin/notifications/notification/{alert.pk}/change/"'.encode() in response.content
-    assert f'href="/admin/tracking/trackingconfig/{alices.pk}/change/"'.encode() in response.content
+    assert f'href="/admin/tracking/tracker/{alices.pk}/change/"'.encode() in response.content
     assert f"Alert #{alert.pk} to alice@example.com: 19.99 USD (target 25.00)" in page
     assert "bob@example.com" not in page
     assert "1 alert(s)" in page  # the summary line
@@ -368,8 +368,8 @@ def test_product_tracker_and_store_pages_show_times_to_the_second(admin_client, 
     for url in (
         "/admin/tracking/product/",
         f"/admin/tracking/product/{product.pk}/change/",
-        "/admin/tracking/trackingconfig/",
-        f"/admin/tracking/trackingconfig/{tracker.pk}/change/",
+        "/admin/tracking/tracker/",
+        f"/admin/tracking/tracker/{tracker.pk}/change/",
         "/admin/scraping/store/",
         f"/admin/scraping/store/{store.pk}/change/",
     ):

@@ -204,7 +204,7 @@ def test_a_bad_row_from_an_older_release_is_repaired_and_the_product_reads_again
     for path in ("", f"{tracker.pk}/", f"{tracker.pk}/history/", f"{tracker.pk}/stats/"):
         assert client.get(f"/api/trackers/{path}").status_code == 200, path
     assert client.get("/api/scrape-runs/").status_code == 200
-    for model in ("product", "pricepoint", "trackingconfig", "scraperun"):
+    for model in ("product", "pricepoint", "tracker", "scraperun"):
         assert admin_client.get(reverse(f"admin:tracking_{model}_changelist")).status_code == 200, model
     assert admin_client.get(reverse("admin:tracking_product_change", args=[product.pk])).status_code == 200
 

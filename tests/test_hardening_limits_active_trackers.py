@@ -20,7 +20,7 @@ from scraping.models import get_store
 from tests.conftest import auth_client
 from tests.tracking_factories import make_product, make_tracker
 from tracking import services
-from tracking.models import Product, TrackingConfig
+from tracking.models import Product, Tracker
 
 
 @pytest.fixture(autouse=True)
@@ -80,7 +80,7 @@ def test_thirteen_parallel_enables_leave_exactly_the_limit_active(alice):
     statuses = all_at_once([enable(tracker) for tracker in trackers])
 
     assert Counter(statuses) == {200: 3, 403: 10}
-    assert TrackingConfig.objects.filter(user=alice, enabled=True).count() == 3
+    assert Tracker.objects.filter(user=alice, enabled=True).count() == 3
 
 
 @pytest.mark.django_db(transaction=True)
@@ -96,7 +96,7 @@ def test_twenty_parallel_creates_leave_exactly_the_limit_active(alice):
     statuses = all_at_once([create(i) for i in range(20)])
 
     assert Counter(statuses) == {201: 3, 403: 17}
-    assert TrackingConfig.objects.filter(user=alice, enabled=True).count() == 3
+    assert Tracker.objects.filter(user=alice, enabled=True).count() == 3
     # A refused create leaves no product behind (the whole create is one transaction).
     assert Product.objects.count() == 3
 
@@ -114,7 +114,7 @@ def test_enabling_the_same_tracker_twice_at_once_at_the_limit_succeeds_twice(ali
 
     # The second enable finds the tracker already active: it must not count itself against the limit.
     assert all_at_once([enable, enable]) == [200, 200]
-    assert TrackingConfig.objects.filter(user=alice, enabled=True).count() == 2
+    assert Tracker.objects.filter(user=alice, enabled=True).count() == 2
 
 
 def test_create_update_and_import_refuse_with_the_same_rule_and_message(alice, store):

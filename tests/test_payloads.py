@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from tests.conftest import auth_client
 from tests.tracking_factories import make_product, make_tracker
-from tracking.models import PricePoint, Product, ScrapeRun, TrackingConfig
+from tracking.models import PricePoint, Product, ScrapeRun, Tracker
 
 ASIN = "B0823MDHDJ"
 PASSWORD = "correct-horse-battery-9"
@@ -34,7 +34,7 @@ def _isolated(clear_cache, provider) -> None:
 def counts() -> dict[str, int]:
     return {
         "users": User.objects.count(),
-        "trackers": TrackingConfig.objects.count(),
+        "trackers": Tracker.objects.count(),
         "products": Product.objects.count(),
         "runs": ScrapeRun.objects.count(),
         "points": PricePoint.objects.count(),
@@ -602,9 +602,7 @@ def window_bounds() -> st.SearchStrategy[str]:
 @example(bound="0001-01-01T00:00:00+23:59", view=WINDOW_VIEWS[1], name="to")
 @example(bound="2026-01-01T00:00:00+99:00", view=WINDOW_VIEWS[2], name="from")
 def test_any_window_bound_is_answered_or_refused_with_a_400_never_a_500(alice, store, bound, view, name):
-    tracker = TrackingConfig.objects.filter(user=alice).first() or make_tracker(
-        alice, make_product(store, "B000000001")
-    )
+    tracker = Tracker.objects.filter(user=alice).first() or make_tracker(alice, make_product(store, "B000000001"))
     path, extra = view
 
     response = auth_client(alice).get(f"/api/trackers/{tracker.pk}/{path}", {name: bound, **extra})

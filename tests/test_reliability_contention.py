@@ -35,7 +35,7 @@ from tests.cluster import (
     worker_pids,
 )
 from tracking import services
-from tracking.models import RunStatus, ScrapeRun, TrackingConfig
+from tracking.models import RunStatus, ScrapeRun, Tracker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.default_db_only, pytest.mark.django_db(transaction=True)]
 
@@ -128,7 +128,7 @@ def test_api_writers_and_an_eight_worker_cluster_share_the_database_without_erro
     assert concurrent_runs >= 50
     assert errors == []
     assert sum(statuses.values()) == WRITERS * ROUNDS * 6
-    assert TrackingConfig.objects.filter(user__in=writers).count() == WRITERS * ROUNDS
+    assert Tracker.objects.filter(user__in=writers).count() == WRITERS * ROUNDS
     assert ScrapeRun.objects.filter(status=RunStatus.SUCCESS).count() == BURST + WRITERS * ROUNDS
     assert Task.objects.filter(success=False).count() == 0
     assert "database is locked" not in output

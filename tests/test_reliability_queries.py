@@ -18,7 +18,7 @@ from django.utils import timezone
 from notifications.models import Notification
 from pricetracker.api import Pagination
 from tests.tracking_factories import make_product, make_tracker
-from tracking.models import PricePoint, RunStatus, ScrapeRun, TrackingConfig
+from tracking.models import PricePoint, RunStatus, ScrapeRun, Tracker
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,7 @@ RUNS_QUERIES = 3
 NOTIFICATIONS_QUERIES = 3
 
 
-def observe(tracker: TrackingConfig, points: int) -> None:
+def observe(tracker: Tracker, points: int) -> None:
     """Record ``points`` successful observations of the tracker's product, one minute apart."""
     now = timezone.now()
     runs = ScrapeRun.objects.bulk_create(

@@ -25,7 +25,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from notifications.models import Notification
 from tests.conftest import auth_client
 from tests.tracking_factories import make_product, make_tracker, record, success
-from tracking.models import ScrapeRun, TrackingConfig
+from tracking.models import ScrapeRun, Tracker
 
 PASSWORD = "correct-horse-battery-9"
 NEW_PASSWORD = "tiger-lily-on-the-moon-42"
@@ -252,7 +252,7 @@ def test_each_role_gets_the_right_status_and_only_its_own_data(
     user = {"anonymous": None, "owner": alice, "other": bob, "staff": charlie}[role]
     client = APIClient() if user is None else auth_client(user)
     body = expect.body(world, alice) if callable(expect.body) else expect.body
-    alices_tracker = TrackingConfig.objects.get(pk=world.ids["alice"]["trackers"])
+    alices_tracker = Tracker.objects.get(pk=world.ids["alice"]["trackers"])
     runs_before = ScrapeRun.objects.count()
 
     response = getattr(client, method.lower())(_url(name, world, expect.query), body, format="json")
@@ -279,7 +279,7 @@ def test_a_created_tracker_belongs_to_whoever_created_it(world, bob):
     )
 
     assert response.status_code == 201
-    assert TrackingConfig.objects.get(pk=response.json()["id"]).user == bob
+    assert Tracker.objects.get(pk=response.json()["id"]).user == bob
 
 
 def test_an_id_that_is_not_a_number_is_a_404_not_a_500(world, alice):
@@ -293,7 +293,7 @@ def test_the_admin_is_not_open_to_api_tokens(world, alice, charlie):
     """The admin uses sessions: a bearer token, even a staff member's, is not a login there."""
     for user in (None, alice, charlie):
         client = APIClient() if user is None else auth_client(user)
-        response = client.get("/admin/tracking/trackingconfig/")
+        response = client.get("/admin/tracking/tracker/")
         assert response.status_code == 302
         assert response["Location"].startswith("/admin/login/")
 
@@ -302,7 +302,7 @@ def test_a_non_staff_user_cannot_sign_in_to_the_admin(world, alice):
     client = APIClient()
     client.post("/admin/login/", {"username": "alice@example.com", "password": PASSWORD})
 
-    response = client.get("/admin/tracking/trackingconfig/")
+    response = client.get("/admin/tracking/tracker/")
 
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")

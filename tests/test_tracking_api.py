@@ -14,7 +14,7 @@ from django.utils import timezone
 from scraping.models import Store
 from scraping.results import ErrorKind, ScrapeResult, ScrapeStatus
 from tests.tracking_factories import make_product, make_tracker, record, success
-from tracking.models import ManualScrapeRequest, PricePoint, Product, ScrapeRun, TrackingConfig
+from tracking.models import ManualScrapeRequest, PricePoint, Product, ScrapeRun, Tracker
 
 URL = "https://www.amazon.com/Some-Thing/dp/B0823MDHDJ/ref=sr_1_1?th=1&psc=1"
 
@@ -69,7 +69,7 @@ def test_bad_product_references_get_a_clear_400_and_store_nothing(alice_client, 
     assert response.status_code == 400
     data = response.json()
     assert data["message"] and "url" in data["errors"]
-    assert TrackingConfig.objects.count() == 0
+    assert Tracker.objects.count() == 0
 
 
 @pytest.mark.parametrize("price", ["0", "-5", "abc", "1e400", "12.345", "99999999999"])
@@ -119,7 +119,7 @@ def test_bobs_tracker_is_a_404_for_alice(bob, alice_client, store, method, suffi
     tracker = make_tracker(bob, make_product(store))
     response = getattr(alice_client, method)(f"/api/trackers/{tracker.pk}/{suffix}")
     assert response.status_code == 404
-    assert TrackingConfig.objects.filter(pk=tracker.pk).exists()
+    assert Tracker.objects.filter(pk=tracker.pk).exists()
 
 
 def test_anonymous_clients_are_refused(api_client):
@@ -286,9 +286,9 @@ def test_the_fast_tracker_rendering_matches_drfs_field_by_field(alice, store):
     product = make_product(store, list_price=Decimal("12.5"), current_price=Decimal("10"))
     tracker = make_tracker(alice, product, "9.90")
     record(product, success("8.00"))
-    tracker = TrackingConfig.objects.select_related("product__store").get(pk=tracker.pk)
+    tracker = Tracker.objects.select_related("product__store").get(pk=tracker.pk)
     serializer = TrackerSerializer()
     assert serializer.to_representation(tracker) == serializer.generic_representation(tracker)
     empty = make_tracker(alice, make_product(store, "B000000002", next_scrape_at=None), "5")
-    empty = TrackingConfig.objects.select_related("product__store").get(pk=empty.pk)
+    empty = Tracker.objects.select_related("product__store").get(pk=empty.pk)
     assert serializer.to_representation(empty) == serializer.generic_representation(empty)

@@ -66,15 +66,3 @@ def test_a_finished_run_cannot_be_running(store):
     product = make_product(store)
     with pytest.raises(IntegrityError), transaction.atomic():
         ScrapeRun.objects.create(product=product, status="SUCCESS")
-
-
-def test_a_tracker_crosses_only_when_enabled_armed_and_at_or_below_target(store, alice):
-    tracker = make_tracker(alice, make_product(store), "100.00")
-    assert tracker.is_crossing(Decimal("100.00"))
-    assert tracker.is_crossing(Decimal("99.99"))
-    assert not tracker.is_crossing(Decimal("100.01"))
-    assert not tracker.is_crossing(None)
-    tracker.armed = False
-    assert not tracker.is_crossing(Decimal("50"))
-    tracker.armed, tracker.enabled = True, False
-    assert not tracker.is_crossing(Decimal("50"))

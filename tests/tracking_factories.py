@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from scraping.results import Availability, ScrapeResult, ScrapeStatus
 from tracking import services
-from tracking.models import Product, ScrapeRun, TrackingConfig
+from tracking.models import Product, ScrapeRun, Tracker
 
 
 def make_product(store, asin: str = "B000000001", **fields) -> Product:
@@ -18,9 +18,9 @@ def make_product(store, asin: str = "B000000001", **fields) -> Product:
     return Product.objects.create(store=store, asin=asin, **fields)
 
 
-def make_tracker(user, product, target: str = "100.00", **fields) -> TrackingConfig:
+def make_tracker(user, product, target: str = "100.00", **fields) -> Tracker:
     fields.setdefault("interval_minutes", 60)
-    return TrackingConfig.objects.create(user=user, product=product, target_price=Decimal(target), **fields)
+    return Tracker.objects.create(user=user, product=product, target_price=Decimal(target), **fields)
 
 
 def success(price: str | None, **fields) -> ScrapeResult:

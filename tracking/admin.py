@@ -49,7 +49,7 @@ from tracking.models import (
     Product,
     RunStatus,
     ScrapeRun,
-    TrackingConfig,
+    Tracker,
     Trigger,
     to_the_second,
 )
@@ -254,7 +254,7 @@ def _alert_item(alert: Notification) -> SafeString:
     if alert.tracker is None:
         tracker = "a tracker since deleted"
     else:
-        tracker_url = reverse("admin:tracking_trackingconfig_change", args=[alert.tracker_id])
+        tracker_url = reverse("admin:tracking_tracker_change", args=[alert.tracker_id])
         tracker = format_html('<a href="{}">{}</a>', tracker_url, alert.tracker)
     return format_html(
         '<li><a href="{}">Alert #{}</a> to {}: {} (target {}), {}; for {}</li>',
@@ -546,7 +546,7 @@ class RecentRunInline(ReadOnlyAdminMixin, admin.TabularInline):
 class TrackerInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The product's trackers; each links to its own page, where it can be changed."""
 
-    model = TrackingConfig
+    model = Tracker
     verbose_name_plural = "Trackers"
     fields = ("user", "target_price", "interval_minutes", "enabled", "armed", "last_alert_at")
     readonly_fields = fields
@@ -554,7 +554,7 @@ class TrackerInline(ReadOnlyAdminMixin, admin.TabularInline):
     show_change_link = True
     extra = 0
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[TrackingConfig]:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tracker]:
         return super().get_queryset(request).select_related("user")
 
 
@@ -645,7 +645,7 @@ class ProductAdmin(admin.ModelAdmin):
         )
         latest.reverse()
         targets = (
-            TrackingConfig.objects.filter(product=product, enabled=True)
+            Tracker.objects.filter(product=product, enabled=True)
             .values("target_price")
             .annotate(trackers=Count("pk"))
             .order_by("target_price")
@@ -723,7 +723,7 @@ class TrackerChangeForm(forms.ModelForm):
     """Target, interval and enabled, checked like the API checks them (tracking.services)."""
 
     class Meta:
-        model = TrackingConfig
+        model = Tracker
         fields = ("target_price", "interval_minutes", "enabled")
 
     def clean(self) -> dict:
@@ -739,7 +739,7 @@ class TrackerChangeForm(forms.ModelForm):
             )
         if cleaned.get("enabled") and not tracker.enabled:
             user = tracker.user
-            active = TrackingConfig.objects.filter(user=user, enabled=True).count()
+            active = Tracker.objects.filter(user=user, enabled=True).count()
             if active >= user.max_trackers:
                 self.add_error(
                     "enabled",
@@ -749,8 +749,8 @@ class TrackerChangeForm(forms.ModelForm):
         return cleaned
 
 
-@admin.register(TrackingConfig)
-class TrackingConfigAdmin(admin.ModelAdmin):
+@admin.register(Tracker)
+class TrackerAdmin(admin.ModelAdmin):
     """Users' trackers. Changes go through the tracker services, so the product's schedule follows.
 
     Trackers are created through the API (which validates the product and the user's limits),
@@ -787,24 +787,24 @@ class TrackingConfigAdmin(admin.ModelAdmin):
     )
     readonly_fields = ("user", "product_link", "armed", "last_alert_at", "created_at", "updated_at")
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[TrackingConfig]:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tracker]:
         return super().get_queryset(request).select_related("user", "product__store")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     @admin.display(description="product", ordering="product__asin")
-    def product_label(self, tracker: TrackingConfig) -> SafeString:
+    def product_label(self, tracker: Tracker) -> SafeString:
         return _product_link(tracker.product)
 
     @admin.display(description="product")
-    def product_link(self, tracker: TrackingConfig) -> SafeString:
+    def product_link(self, tracker: Tracker) -> SafeString:
         return _product_link(tracker.product)
 
-    def save_model(self, request: HttpRequest, obj: TrackingConfig, form: forms.ModelForm, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: Tracker, form: forms.ModelForm, change: bool) -> None:
         # The service compares against the stored row, so give it a fresh one rather than the
         # instance the form has already changed.
-        stored = TrackingConfig.objects.select_related("user", "product__store").get(pk=obj.pk)
+        stored = Tracker.objects.select_related("user", "product__store").get(pk=obj.pk)
         services.tracker_update(
             tracker=stored,
             target_price=form.cleaned_data["target_price"],
@@ -812,9 +812,9 @@ class TrackingConfigAdmin(admin.ModelAdmin):
             enabled=form.cleaned_data["enabled"],
         )
 
-    def delete_model(self, request: HttpRequest, obj: TrackingConfig) -> None:
+    def delete_model(self, request: HttpRequest, obj: Tracker) -> None:
         services.tracker_delete(tracker=obj)
 
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[TrackingConfig]) -> None:
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Tracker]) -> None:
         for tracker in queryset:
             services.tracker_delete(tracker=tracker)

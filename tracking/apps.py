@@ -7,7 +7,7 @@ from django.db import transaction
 from django.db.models.signals import post_save, pre_save
 
 
-class TrackingConfig(AppConfig):
+class TrackingAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "tracking"
 

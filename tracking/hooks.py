@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tracking.models import PricePoint, TrackingConfig
+    from tracking.models import PricePoint, Tracker
 
-CrossingHandler = Callable[["TrackingConfig", "PricePoint"], None]
+CrossingHandler = Callable[["Tracker", "PricePoint"], None]
 
 _crossing_handlers: list[CrossingHandler] = []
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -130,7 +129,7 @@ class Product(models.Model):
         return f"{self.asin} {self.title[:60]}".strip()
 
 
-class TrackingConfig(models.Model):
+class Tracker(models.Model):
     """A user's interest in a product: target price, interval, and the alert state.
 
     ``armed`` implements "one email per crossing": a tracker is armed when created; a price at
@@ -165,14 +164,6 @@ class TrackingConfig(models.Model):
         # Reads the user unless it was loaded with the tracker (admin inlines and titles do).
         state = "disabled" if not self.enabled else "armed" if self.armed else "disarmed"
         return f"tracker #{self.pk} ({self.user.email}): target {self.target_price}, {state}"
-
-    def is_crossing(self, price: Decimal | None) -> bool:
-        """True when ``price`` is an alert for this tracker now: enabled, armed, at or below target."""
-        return price is not None and self.enabled and self.armed and price <= self.target_price
-
-    def rearms_at(self, price: Decimal | None) -> bool:
-        """True when ``price`` (above target) should re-arm a disarmed tracker."""
-        return price is not None and not self.armed and price > self.target_price
 
 
 class ScrapeRun(models.Model):

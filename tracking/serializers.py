@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from scraping.inputs import canonical_url
-from tracking.models import PricePoint, Product, ScrapeRun, TrackingConfig
+from tracking.models import PricePoint, Product, ScrapeRun, Tracker
 
 MAX_PRICE = Decimal("9999999999.99")
 MAX_INTERVAL_MINUTES = 60 * 24 * 30  # a month
@@ -123,7 +123,7 @@ class TrackerSerializer(serializers.ModelSerializer):
 
     product = ProductSerializer(read_only=True)
 
-    def to_representation(self, tracker: TrackingConfig) -> dict[str, object]:
+    def to_representation(self, tracker: Tracker) -> dict[str, object]:
         product = tracker.product
         store = product.store
         return {
@@ -156,12 +156,12 @@ class TrackerSerializer(serializers.ModelSerializer):
             "updated_at": _when(tracker.updated_at),
         }
 
-    def generic_representation(self, tracker: TrackingConfig) -> dict[str, object]:
+    def generic_representation(self, tracker: Tracker) -> dict[str, object]:
         """DRF's own rendering of the declared fields (the reference the fast path must match)."""
         return super().to_representation(tracker)
 
     class Meta:
-        model = TrackingConfig
+        model = Tracker
         fields = [
             "id",
             "product",

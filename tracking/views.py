@@ -26,7 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from tracking import selectors, services
-from tracking.models import PricePoint, RunStatus, ScrapeRun, TrackingConfig
+from tracking.models import PricePoint, RunStatus, ScrapeRun, Tracker
 from tracking.serializers import (
     PricePointSerializer,
     ScrapeQueuedSerializer,
@@ -121,7 +121,7 @@ class TrackerFilter(filters.FilterSet):
     enabled = StrictBooleanFilter()
 
     class Meta:
-        model = TrackingConfig
+        model = Tracker
         fields = ["enabled"]
 
 
@@ -136,7 +136,7 @@ class TrackerViewSet(
     serializer_class = TrackerSerializer
     filterset_class = TrackerFilter
     # For schema generation only; every request goes through get_queryset (owner-scoped).
-    queryset = TrackingConfig.objects.none()
+    queryset = Tracker.objects.none()
 
     def finalize_response(self, request: Request, response: Response, *args: object, **kwargs: object) -> Response:
         # Errors are JSON whatever format was asked for: a failed ``?format=csv`` download would
@@ -146,11 +146,11 @@ class TrackerViewSet(
             request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
         return super().finalize_response(request, response, *args, **kwargs)
 
-    def get_queryset(self) -> QuerySet[TrackingConfig]:
+    def get_queryset(self) -> QuerySet[Tracker]:
         if getattr(self, "swagger_fake_view", False):
-            return TrackingConfig.objects.none()
+            return Tracker.objects.none()
         return (
-            TrackingConfig.objects.filter(user=self.request.user)
+            Tracker.objects.filter(user=self.request.user)
             .select_related("product", "product__store")
             .order_by("-created_at", "-pk")
         )
@@ -190,7 +190,7 @@ class TrackerViewSet(
         services.tracker_update(tracker=tracker, **data.validated_data)
         return Response(TrackerSerializer(self.get_queryset().get(pk=tracker.pk)).data)
 
-    def perform_destroy(self, instance: TrackingConfig) -> None:
+    def perform_destroy(self, instance: Tracker) -> None:
         services.tracker_delete(tracker=instance)
 
     @extend_schema(
@@ -291,7 +291,7 @@ class ScrapeRunViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet[ScrapeRun]:
         if getattr(self, "swagger_fake_view", False):
             return ScrapeRun.objects.none()
-        product_ids = TrackingConfig.objects.filter(user=self.request.user).values("product_id")
+        product_ids = Tracker.objects.filter(user=self.request.user).values("product_id")
         return (
             ScrapeRun.objects.filter(product_id__in=product_ids)
             .select_related("product")

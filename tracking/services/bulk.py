@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from scraping.models import Store
-from tracking.models import Product, TrackingConfig
+from tracking.models import Product, Tracker
 from tracking.services.evaluate import tracker_evaluate_current
 from tracking.services.scheduling import _claimable
 from tracking.services.trackers import tracker_create, tracker_update
@@ -39,7 +39,7 @@ def tracker_import(
     target_price: Decimal,
     interval_minutes: int | None = None,
     first_fetch_at: datetime,
-) -> tuple[TrackingConfig, bool]:
+) -> tuple[Tracker, bool]:
     """Start tracking a product like :func:`tracker_create`, for bulk imports.
 
     The difference: a product nobody has scheduled yet is not fetched right away but becomes
@@ -98,7 +98,7 @@ def products_rescrape_all(
     """
     now = now or timezone.now()
     spacing = store_request_spacing(store)
-    enabled_tracker = TrackingConfig.objects.filter(product=OuterRef("pk"), enabled=True)
+    enabled_tracker = Tracker.objects.filter(product=OuterRef("pk"), enabled=True)
     ids = list(
         Product.objects.filter(store=store).filter(Exists(enabled_tracker)).order_by("pk").values_list("pk", flat=True)
     )

@@ -9,10 +9,10 @@ from __future__ import annotations
 from django.db import transaction
 
 from tracking.hooks import crossing_handlers
-from tracking.models import PricePoint, TrackingConfig
+from tracking.models import PricePoint, Tracker
 
 
-def tracker_evaluate_current(*, tracker: TrackingConfig) -> None:
+def tracker_evaluate_current(*, tracker: Tracker) -> None:
     """Re-evaluate a tracker against its product's latest price point (after a target change)."""
     point = PricePoint.objects.filter(product_id=tracker.product_id).order_by("-observed_at", "-pk").first()
     if point is None:
@@ -21,13 +21,13 @@ def tracker_evaluate_current(*, tracker: TrackingConfig) -> None:
         tracker_evaluate(tracker=tracker, point=point)
 
 
-def tracker_evaluate(*, tracker: TrackingConfig, point: PricePoint) -> None:
+def tracker_evaluate(*, tracker: Tracker, point: PricePoint) -> None:
     """Apply the alert rule to one tracker: fire once on crossing, re-arm above target."""
     if not tracker.enabled:
         return
     if point.price <= tracker.target_price:
         # Conditional UPDATE: of two processes evaluating the same tracker, one disarms it.
-        disarmed = TrackingConfig.objects.filter(pk=tracker.pk, armed=True, enabled=True).update(
+        disarmed = Tracker.objects.filter(pk=tracker.pk, armed=True, enabled=True).update(
             armed=False, last_alert_at=point.observed_at
         )
         if disarmed:
@@ -36,5 +36,5 @@ def tracker_evaluate(*, tracker: TrackingConfig, point: PricePoint) -> None:
                 handler(tracker, point)
     else:
         # Decided by the database row, not the in-memory object, which may be stale.
-        TrackingConfig.objects.filter(pk=tracker.pk, armed=False).update(armed=True)
+        Tracker.objects.filter(pk=tracker.pk, armed=False).update(armed=True)
         tracker.armed = True

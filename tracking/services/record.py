@@ -18,7 +18,7 @@ from django.utils import timezone
 from scraping.models import Store
 from scraping.results import ScrapeResult, ScrapeStatus
 from tracking import policy
-from tracking.models import INTERNAL_ERROR, PricePoint, Product, RunStatus, ScrapeRun, TrackingConfig
+from tracking.models import INTERNAL_ERROR, PricePoint, Product, RunStatus, ScrapeRun, Tracker
 from tracking.services.evaluate import tracker_evaluate
 
 logger = logging.getLogger("tracking")
@@ -134,7 +134,7 @@ def _record(
                     now=now,
                 )
             )
-        trackers = list(TrackingConfig.objects.filter(product_id=product.pk, enabled=True).select_related("user"))
+        trackers = list(Tracker.objects.filter(product_id=product.pk, enabled=True).select_related("user"))
         if not trackers:
             fields["next_scrape_at"] = None
         Product.objects.filter(pk=product.pk).update(**fields)
@@ -188,7 +188,7 @@ def run_fail_internal(*, run: ScrapeRun, product: Product, result: ScrapeResult)
                 now=now,
             ),
         }
-        if not TrackingConfig.objects.filter(product_id=product.pk, enabled=True).exists():
+        if not Tracker.objects.filter(product_id=product.pk, enabled=True).exists():
             fields["next_scrape_at"] = None
         Product.objects.filter(pk=product.pk).update(**fields)
         policy.breaker_record(store_id=product.store_id, status=ScrapeStatus.FAILED, now=now)

@@ -23,7 +23,7 @@ from accounts.models import User
 from pricetracker.api import ApplicationError
 from scraping.models import Store
 from tracking import policy
-from tracking.models import ManualScrapeRequest, Product, RunStatus, TrackingConfig, Trigger
+from tracking.models import ManualScrapeRequest, Product, RunStatus, Tracker, Trigger
 from tracking.services import queue
 
 # A claimed product is not due again until its claim expires. Long enough to cover the queue
@@ -44,9 +44,7 @@ def product_refresh_schedule(*, product_id: int, now: datetime | None = None) ->
     """
     now = now or timezone.now()
     product = Product.objects.select_related("store").get(pk=product_id)
-    smallest = TrackingConfig.objects.filter(product_id=product_id, enabled=True).aggregate(m=Min("interval_minutes"))[
-        "m"
-    ]
+    smallest = Tracker.objects.filter(product_id=product_id, enabled=True).aggregate(m=Min("interval_minutes"))["m"]
     fields: dict[str, object] = {}
     if smallest is None:
         fields["next_scrape_at"] = None
@@ -75,7 +73,7 @@ def store_apply_min_interval(*, store_id: int) -> int:
     Returns how many products were updated.
     """
     minimum = Store.objects.values_list("min_interval_minutes", flat=True).get(pk=store_id)
-    enabled = TrackingConfig.objects.filter(product=OuterRef("pk"), enabled=True)
+    enabled = Tracker.objects.filter(product=OuterRef("pk"), enabled=True)
     smallest = Subquery(enabled.order_by().values("product").annotate(m=Min("interval_minutes")).values("m")[:1])
     interval = Greatest(smallest, Value(minimum), output_field=IntegerField())
     products = Product.objects.filter(store_id=store_id).filter(Exists(enabled))
@@ -146,7 +144,7 @@ def dispatch_due_products(*, now: datetime | None = None, limit: int = DISPATCH_
         if budget <= 0:
             report.per_store[store.code] = 0
             continue
-        enabled_tracker = TrackingConfig.objects.filter(product=OuterRef("pk"), enabled=True)
+        enabled_tracker = Tracker.objects.filter(product=OuterRef("pk"), enabled=True)
         due = list(
             Product.objects.filter(store=store, next_scrape_at__lte=horizon)
             .filter(_claimable(now))
@@ -180,7 +178,7 @@ def dispatch_due_products(*, now: datetime | None = None, limit: int = DISPATCH_
     return report
 
 
-def tracker_request_scrape(*, tracker: TrackingConfig, user: User) -> uuid.UUID:
+def tracker_request_scrape(*, tracker: Tracker, user: User) -> uuid.UUID:
     """Queue an immediate scrape for a user's tracker, or refuse with a clear reason.
 
     The hourly limit counts accepted requests (:class:`~tracking.models.ManualScrapeRequest`),

@@ -14,7 +14,7 @@ from pricetracker.api import ApplicationError
 from scraping.inputs import InvalidProductReference
 from scraping.models import Store, get_store
 from scraping.providers import get_provider
-from tracking.models import Product, TrackingConfig, Trigger
+from tracking.models import Product, Tracker, Trigger
 from tracking.services import queue, scheduling
 from tracking.services.evaluate import tracker_evaluate_current
 
@@ -64,7 +64,7 @@ def tracker_limit_check(*, user: User, exclude_tracker_id: int | None = None) ->
     """
     with transaction.atomic():
         limit = User.objects.select_for_update().values_list("max_trackers", flat=True).get(pk=user.pk)
-        active = TrackingConfig.objects.filter(user_id=user.pk, enabled=True)
+        active = Tracker.objects.filter(user_id=user.pk, enabled=True)
         if exclude_tracker_id is not None:
             active = active.exclude(pk=exclude_tracker_id)
         count = active.count()
@@ -94,7 +94,7 @@ def tracker_create(
     target_price: Decimal,
     interval_minutes: int | None = None,
     enabled: bool = True,
-) -> TrackingConfig:
+) -> Tracker:
     """Start tracking a product for ``user``. A product never scraped is fetched right away."""
     product = product_for_reference(reference=reference)
     store = product.store
@@ -107,11 +107,11 @@ def tracker_create(
         tracker_limit_check(user=user)  # holds the user's row lock until this create commits
     try:
         with transaction.atomic():
-            tracker = TrackingConfig.objects.create(
+            tracker = Tracker.objects.create(
                 user=user, product=product, target_price=target_price, interval_minutes=interval, enabled=enabled
             )
     except IntegrityError:
-        existing = TrackingConfig.objects.filter(user=user, product=product).values_list("pk", flat=True).first()
+        existing = Tracker.objects.filter(user=user, product=product).values_list("pk", flat=True).first()
         raise ApplicationError(
             f"You already track {product.asin} (tracker {existing}). Change that tracker instead.",
             code="duplicate_tracker",
@@ -132,11 +132,11 @@ def tracker_create(
 
 def tracker_update(
     *,
-    tracker: TrackingConfig,
+    tracker: Tracker,
     target_price: Decimal | None = None,
     interval_minutes: int | None = None,
     enabled: bool | None = None,
-) -> TrackingConfig:
+) -> Tracker:
     """Change target, interval or enabled. A new target is re-evaluated against the current price.
 
     Enabling checks the active-tracker limit in the transaction that saves (:func:`tracker_limit_check`).
@@ -164,7 +164,7 @@ def tracker_update(
     return tracker
 
 
-def tracker_delete(*, tracker: TrackingConfig) -> None:
+def tracker_delete(*, tracker: Tracker) -> None:
     """Stop tracking. The product and its history stay: other users may track it."""
     product_id = tracker.product_id
     with transaction.atomic():
