@@ -12,7 +12,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from scraping.results import MAX_STORABLE_PRICE, Availability, ScrapeStatus
@@ -60,6 +60,28 @@ def _price_fits(column: str, *, nullable: bool) -> Q:
     return Q(**{f"{column}__isnull": True}) | fits if nullable else fits
 
 
+class ProductQuerySet(models.QuerySet["Product"]):
+    """The scheduling rules as queries, written once (dispatcher, bulk commands, health)."""
+
+    def claimable(self, now: datetime) -> ProductQuerySet:
+        """No live claim: never claimed, or the claim's lease ran out."""
+        return self.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+
+    def with_enabled_trackers(self) -> ProductQuerySet:
+        """Someone wants it checked: at least one enabled tracker."""
+        return self.filter(Exists(Tracker.objects.filter(product=OuterRef("pk"), enabled=True)))
+
+    def due(self, now: datetime, *, horizon: datetime | None = None) -> ProductQuerySet:
+        """Due for a check by ``horizon`` (default ``now``), claimable now, and tracked."""
+        return self.filter(next_scrape_at__lte=horizon or now).claimable(now).with_enabled_trackers()
+
+
+class TrackerQuerySet(models.QuerySet["Tracker"]):
+    def enabled(self) -> TrackerQuerySet:
+        """Trackers that count: enabled ones (checks, alerts, limits)."""
+        return self.filter(enabled=True)
+
+
 class Product(models.Model):
     """One row per store + ASIN, shared by every user who tracks it.
 
@@ -103,6 +125,8 @@ class Product(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = ProductQuerySet.as_manager()
+
     class Meta:
         db_table = "products"
         constraints = [
@@ -145,6 +169,8 @@ class Tracker(models.Model):
     last_alert_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TrackerQuerySet.as_manager()
 
     class Meta:
         db_table = "tracking_configs"

@@ -9,14 +9,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import User
 from scraping.models import Store
 from tracking.models import Product, Tracker
 from tracking.services.evaluate import tracker_evaluate_current
-from tracking.services.scheduling import _claimable
 from tracking.services.trackers import tracker_create, tracker_update
 
 
@@ -98,17 +96,14 @@ def products_rescrape_all(
     """
     now = now or timezone.now()
     spacing = store_request_spacing(store)
-    enabled_tracker = Tracker.objects.filter(product=OuterRef("pk"), enabled=True)
-    ids = list(
-        Product.objects.filter(store=store).filter(Exists(enabled_tracker)).order_by("pk").values_list("pk", flat=True)
-    )
+    ids = list(Product.objects.filter(store=store).with_enabled_trackers().order_by("pk").values_list("pk", flat=True))
     report = RescrapeReport(total=len(ids), window=spacing * len(ids))
     for start in range(0, len(ids), RESCRAPE_BATCH):
         batch = ids[start : start + RESCRAPE_BATCH]
         with transaction.atomic():
             for index, pk in enumerate(batch, start=start):
                 due = spread_slot(now=now, index=index, spacing=spacing)
-                rescrape = Product.objects.filter(pk=pk).filter(_claimable(now))
+                rescrape = Product.objects.filter(pk=pk).claimable(now)
                 if rescrape.update(next_scrape_at=due, backoff_until=None, rescrape_requested_at=now):
                     report.scheduled += 1
                 else:

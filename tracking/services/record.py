@@ -134,7 +134,7 @@ def _record(
                     now=now,
                 )
             )
-        trackers = list(Tracker.objects.filter(product_id=product.pk, enabled=True).select_related("user"))
+        trackers = list(Tracker.objects.enabled().filter(product_id=product.pk).select_related("user"))
         if not trackers:
             fields["next_scrape_at"] = None
         Product.objects.filter(pk=product.pk).update(**fields)
@@ -188,7 +188,7 @@ def run_fail_internal(*, run: ScrapeRun, product: Product, result: ScrapeResult)
                 now=now,
             ),
         }
-        if not Tracker.objects.filter(product_id=product.pk, enabled=True).exists():
+        if not Tracker.objects.enabled().filter(product_id=product.pk).exists():
             fields["next_scrape_at"] = None
         Product.objects.filter(pk=product.pk).update(**fields)
         policy.breaker_record(store_id=product.store_id, status=ScrapeStatus.FAILED, now=now)

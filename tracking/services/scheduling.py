@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Exists, F, IntegerField, Min, OuterRef, Q, Subquery, Value
+from django.db.models import F, IntegerField, Min, OuterRef, Subquery, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -44,7 +44,7 @@ def product_refresh_schedule(*, product_id: int, now: datetime | None = None) ->
     """
     now = now or timezone.now()
     product = Product.objects.select_related("store").get(pk=product_id)
-    smallest = Tracker.objects.filter(product_id=product_id, enabled=True).aggregate(m=Min("interval_minutes"))["m"]
+    smallest = Tracker.objects.enabled().filter(product_id=product_id).aggregate(m=Min("interval_minutes"))["m"]
     fields: dict[str, object] = {}
     if smallest is None:
         fields["next_scrape_at"] = None
@@ -73,10 +73,10 @@ def store_apply_min_interval(*, store_id: int) -> int:
     Returns how many products were updated.
     """
     minimum = Store.objects.values_list("min_interval_minutes", flat=True).get(pk=store_id)
-    enabled = Tracker.objects.filter(product=OuterRef("pk"), enabled=True)
+    enabled = Tracker.objects.enabled().filter(product=OuterRef("pk"))
     smallest = Subquery(enabled.order_by().values("product").annotate(m=Min("interval_minutes")).values("m")[:1])
     interval = Greatest(smallest, Value(minimum), output_field=IntegerField())
-    products = Product.objects.filter(store_id=store_id).filter(Exists(enabled))
+    products = Product.objects.filter(store_id=store_id).with_enabled_trackers()
     updated = products.update(interval_minutes=interval)
     earliest = F("last_scraped_at") + timedelta(minutes=minimum)
     # Products backing off after failures keep their retry time (backoff has its own settings).
@@ -86,17 +86,13 @@ def store_apply_min_interval(*, store_id: int) -> int:
     return updated
 
 
-def _claimable(now: datetime) -> Q:
-    return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-
-
 def product_claim(*, product_id: int, now: datetime | None = None) -> uuid.UUID | None:
     """Claim one product for a scrape, whatever its schedule; None if a live claim exists."""
     now = now or timezone.now()
     token = uuid.uuid4()
     claimed = (
         Product.objects.filter(pk=product_id)
-        .filter(_claimable(now))
+        .claimable(now)
         # This check also answers a pending operator rescrape: the next scheduled one is not it.
         .update(claimed_until=now + CLAIM_LEASE, claim_token=token, rescrape_requested_at=None)
     )
@@ -144,11 +140,9 @@ def dispatch_due_products(*, now: datetime | None = None, limit: int = DISPATCH_
         if budget <= 0:
             report.per_store[store.code] = 0
             continue
-        enabled_tracker = Tracker.objects.filter(product=OuterRef("pk"), enabled=True)
         due = list(
-            Product.objects.filter(store=store, next_scrape_at__lte=horizon)
-            .filter(_claimable(now))
-            .filter(Exists(enabled_tracker))
+            Product.objects.filter(store=store)
+            .due(now, horizon=horizon)
             .order_by("next_scrape_at")
             .values_list("pk", "next_scrape_at", "consecutive_failures", "rescrape_requested_at")[:budget]
         )
@@ -158,7 +152,7 @@ def dispatch_due_products(*, now: datetime | None = None, limit: int = DISPATCH_
         token = uuid.uuid4()
         ids = [pk for pk, *_ in due]
         with transaction.atomic(), queue.enqueued_together():
-            Product.objects.filter(pk__in=ids, next_scrape_at__lte=horizon).filter(_claimable(now)).update(
+            Product.objects.filter(pk__in=ids, next_scrape_at__lte=horizon).claimable(now).update(
                 claimed_until=now + CLAIM_LEASE, claim_token=token, rescrape_requested_at=None
             )
             won = set(Product.objects.filter(pk__in=ids, claim_token=token).values_list("pk", flat=True))

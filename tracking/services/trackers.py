@@ -64,7 +64,7 @@ def tracker_limit_check(*, user: User, exclude_tracker_id: int | None = None) ->
     """
     with transaction.atomic():
         limit = User.objects.select_for_update().values_list("max_trackers", flat=True).get(pk=user.pk)
-        active = Tracker.objects.filter(user_id=user.pk, enabled=True)
+        active = Tracker.objects.enabled().filter(user_id=user.pk)
         if exclude_tracker_id is not None:
             active = active.exclude(pk=exclude_tracker_id)
         count = active.count()
