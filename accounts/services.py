@@ -2,7 +2,7 @@
 
 Views and serializers validate the shape of a request, call one function here and format the
 result. Every function is keyword-only and typed. Business-rule refusals raise
-:class:`pricetracker.api.ApplicationError`; a refusal about one input field carries
+:class:`pricetracker.errors.DomainError`; a refusal about one input field carries
 ``{"errors": {field: [...]}}`` so clients see the same shape as a serializer validation error.
 
 Emails (confirmation links, password reset tokens) are handed to the registered account email
@@ -29,7 +29,6 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.encoding import force_str
 from django.utils.http import urlsafe_base64_decode
-from rest_framework import status
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
@@ -40,7 +39,7 @@ from accounts.emails import CONFIRMATION_KINDS
 from accounts.hooks import AccountEmailKind, account_email_sender
 from accounts.models import MailQuota, User, normalize_email
 from accounts.tokens import EmailKind, check_email_confirmation_token, parse_email_confirmation_token
-from pricetracker.api import ApplicationError
+from pricetracker.errors import InvalidInput, RateLimited
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +53,9 @@ NO_ACTIVE_ACCOUNT = "No active account found for the given token."
 TOO_MANY_CHANGES = "You have changed your notification email too often."
 
 
-def _field_error(field: str, messages: list[str], *, code: str = "invalid") -> ApplicationError:
-    """An error rendered like a serializer validation error on ``field``."""
-    return ApplicationError(f"{field}: {messages[0]}", code=code, extra={"errors": {field: messages}})
+def _field_error(field: str, messages: list[str], *, code: str = "invalid") -> InvalidInput:
+    """A refusal about one input field (rendered by the API like a serializer validation error)."""
+    return InvalidInput(messages[0], code=code, field=field, messages=messages)
 
 
 def _validate_password(password: str, *, user: User, field: str) -> None:
@@ -78,20 +77,14 @@ def _active_user(user_id: object) -> User | None:
     return User.objects.filter(pk=pk, is_active=True).first()
 
 
-class EmailLimitReached(ApplicationError):
-    """429: too many emails to one address, or address changes by one account, for now.
+class EmailLimitReached(RateLimited):
+    """Too many emails to one address, or address changes by one account, for now.
 
-    ``wait`` (seconds) becomes DRF's ``Retry-After`` header; the body carries it as
-    ``retry_after_seconds``, like the other 429s of the API.
+    ``retry_after_seconds`` (the API's ``Retry-After``) says when one more is allowed.
     """
 
     def __init__(self, message: str, *, code: str, wait: int) -> None:
-        super().__init__(
-            f"{message} Try again in {_wait_text(wait)}.",
-            code=code,
-            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-            extra={"retry_after_seconds": wait},
-        )
+        super().__init__(f"{message} Try again in {_wait_text(wait)}.", code=code, extra={"retry_after_seconds": wait})
         self.wait = wait
 
 
@@ -260,7 +253,7 @@ def user_confirm_email(*, token: str) -> EmailConfirmation:
     parsed = parse_email_confirmation_token(token)
     user = _active_user(parsed.user_id) if parsed else None
     if parsed is None or user is None or not check_email_confirmation_token(user, parsed):
-        raise ApplicationError(CONFIRMATION_LINK_INVALID, code="invalid_token")
+        raise InvalidInput(CONFIRMATION_LINK_INVALID, code="invalid_token")
     kind = parsed.kind
     address = getattr(user, kind.address_field)
     # Conditional UPDATE: if the address changed or was confirmed since we read the row, nothing
@@ -269,7 +262,7 @@ def user_confirm_email(*, token: str) -> EmailConfirmation:
         pk=user.pk, **{kind.address_field: address, f"{kind.verified_field}__isnull": True}
     ).update(**{kind.verified_field: timezone.now()})
     if not address or updated != 1:
-        raise ApplicationError(CONFIRMATION_LINK_INVALID, code="invalid_token")
+        raise InvalidInput(CONFIRMATION_LINK_INVALID, code="invalid_token")
     user.refresh_from_db()
     return EmailConfirmation(user=user, kind=kind, address=address)
 
@@ -375,7 +368,7 @@ def user_reset_password(*, uid: str, token: str, new_password: str) -> User:
         user_id = None
     user = _active_user(user_id)
     if user is None or not default_token_generator.check_token(user, token):
-        raise ApplicationError(RESET_LINK_INVALID, code="invalid_token")
+        raise InvalidInput(RESET_LINK_INVALID, code="invalid_token")
     _validate_password(new_password, user=user, field="new_password")
     old_hash = user.password
     user.set_password(new_password)
@@ -387,7 +380,7 @@ def user_reset_password(*, uid: str, token: str, new_password: str) -> User:
             email_verified_at=Coalesce("email_verified_at", Value(timezone.now())),
         )
         if updated != 1:
-            raise ApplicationError(RESET_LINK_INVALID, code="invalid_token")
+            raise InvalidInput(RESET_LINK_INVALID, code="invalid_token")
         user_blacklist_refresh_tokens(user=user)
     user.refresh_from_db()
     return user

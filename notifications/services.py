@@ -31,7 +31,6 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from rest_framework import status
 
 from accounts.emails import account_email_render
 from accounts.hooks import AccountEmailKind
@@ -43,7 +42,7 @@ from notifications.emails import (
     notification_message_id,
 )
 from notifications.models import Notification, NotificationKind, NotificationStatus, crossing_key
-from pricetracker.api import ApplicationError
+from pricetracker.errors import InvalidInput, UpstreamFailed
 from tracking.models import PricePoint, Tracker
 
 logger = logging.getLogger("notifications")
@@ -398,15 +397,11 @@ def notification_send_test(*, user: User) -> str:
     """
     address = user.alert_address()
     if address is None:
-        raise ApplicationError(NO_ADDRESS_FOR_TEST, code="no_alert_address")
+        raise InvalidInput(NO_ADDRESS_FOR_TEST, code="no_alert_address")
     try:
         build_test_message(to_email=address).send()
     except Exception as exc:  # whatever the backend raised, the user gets its summary
         summary = error_summary(exc)
         logger.warning("test email to user %s failed: %s", user.pk, summary)
-        raise ApplicationError(
-            f"Sending the test email to {address} failed: {summary}",
-            code="email_failed",
-            status_code=status.HTTP_502_BAD_GATEWAY,
-        ) from None
+        raise UpstreamFailed(f"Sending the test email to {address} failed: {summary}", code="email_failed") from None
     return address

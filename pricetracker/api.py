@@ -1,11 +1,12 @@
-"""API conventions shared by every app: pagination, one error type, one exception handler.
+"""API conventions shared by every app: pagination, one exception handler, and the one table
+from domain errors (:mod:`pricetracker.errors`, raised by services) to HTTP statuses.
 
 Every error response has the same JSON shape::
 
     {"message": "Human readable summary.", "code": "machine_code", "errors": {"field": ["..."]}}
 
 ``errors`` is present for validation failures only. A 429 or 503 whose exception knows when to
-come back (DRF's ``Throttled.wait``, an ``ApplicationError``'s ``retry_after_seconds``) carries
+come back (DRF's ``Throttled.wait``, a domain error's ``retry_after_seconds``) carries
 it in a ``Retry-After`` header, in whole seconds. Unexpected exceptions become a generic 500
 with no stack trace; the traceback goes to the log.
 """
@@ -24,6 +25,16 @@ from rest_framework import exceptions, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from pricetracker.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    LimitReached,
+    RateLimited,
+    Unavailable,
+    UpstreamFailed,
+)
 
 logger = logging.getLogger("pricetracker.api")
 
@@ -69,28 +80,23 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "too_large"
 
 
-class ApplicationError(exceptions.APIException):
-    """A business rule refused the request (limit reached, store paused, ...).
+# The one table from domain errors (pricetracker.errors, raised by services) to HTTP statuses.
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    InvalidInput: status.HTTP_400_BAD_REQUEST,
+    LimitReached: status.HTTP_403_FORBIDDEN,
+    Conflict: status.HTTP_409_CONFLICT,
+    RateLimited: status.HTTP_429_TOO_MANY_REQUESTS,
+    UpstreamFailed: status.HTTP_502_BAD_GATEWAY,
+    Unavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+}
 
-    Services raise it with a message a user understands; the handler renders it like any
-    other API error.
-    """
 
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_code = "refused"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        status_code: int | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(detail=message, code=code or self.default_code)
-        if status_code is not None:
-            self.status_code = status_code
-        self.extra = extra or {}
+def domain_status(exc: DomainError) -> int:
+    """The HTTP status of a domain error: its nearest family in :data:`DOMAIN_STATUS` (else 400)."""
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_STATUS:
+            return DOMAIN_STATUS[cls]
+    return status.HTTP_400_BAD_REQUEST
 
 
 def _flatten(detail: Any) -> Any:
@@ -124,15 +130,31 @@ RETRY_AFTER_STATUSES = frozenset({status.HTTP_429_TOO_MANY_REQUESTS, status.HTTP
 def _retry_after_seconds(exc: Exception) -> int | None:
     """When the client may try again, in whole seconds rounded up; None when nobody knows."""
     wait = getattr(exc, "wait", None)
-    if wait is None and isinstance(exc, ApplicationError):
-        wait = exc.extra.get("retry_after_seconds")
     if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not math.isfinite(wait):
         return None
     return max(0, math.ceil(wait))
 
 
+def _domain_error_response(exc: DomainError) -> Response:
+    """A domain error as the API's error body: a field error like a validation error, others
+    with their code and extra data (``tracker_id``, ``retry_after_seconds``)."""
+    status_code = domain_status(exc)
+    body: dict[str, Any] = {"message": exc.message, "code": exc.code}
+    if exc.field is not None:
+        messages = exc.messages or [exc.message]
+        body = {"message": f"{exc.field}: {messages[0]}", "code": exc.code, "errors": {exc.field: messages}}
+    body.update(exc.extra)
+    response = Response(body, status=status_code)
+    retry_after = exc.retry_after_seconds
+    if retry_after is not None and status_code in RETRY_AFTER_STATUSES:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render every API error as ``{"message", "code", "errors"?}``; hide unexpected ones."""
+    if isinstance(exc, DomainError):
+        return _domain_error_response(exc)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -179,8 +201,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             else _first_message(_flatten(exc.detail)) or "Error.",
             "code": codes if isinstance(codes, str) else "error",
         }
-        if isinstance(exc, ApplicationError) and exc.extra:
-            body.update(exc.extra)
     else:  # pragma: no cover - DRF only answers for APIException subclasses
         body = {"message": "Error.", "code": "error"}
     response.data = body

@@ -23,7 +23,7 @@ def change_page(product: Product) -> str:
 def enqueued(monkeypatch) -> list[dict]:
     """Scrape tasks the admin enqueued (captured instead of sent to the queue)."""
     calls: list[dict] = []
-    monkeypatch.setattr("tracking.services.enqueue_scrape", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr("tracking.services.queue.enqueue_scrape", lambda **kwargs: calls.append(kwargs))
     return calls
 
 

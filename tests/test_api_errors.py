@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIClient, APIRequestFactory
 from rest_framework.views import APIView
 
-from pricetracker.api import ApplicationError
+from pricetracker.errors import Conflict, InvalidInput, RateLimited, Unavailable
 
 
 class Boom(APIView):
@@ -40,7 +40,7 @@ class Refuses(APIView):
     permission_classes = [AllowAny]
 
     def get(self, request: Request) -> Response:
-        raise ApplicationError("You already track 5 products.", code="limit_reached", status_code=409)
+        raise Conflict("You already track 5 products.", code="limit_reached")
 
 
 class Missing(APIView):
@@ -58,13 +58,16 @@ class Throttles(APIView):
 
 
 class RefusesFor(APIView):
-    """An ApplicationError with the status and ``retry_after_seconds`` of the query string."""
+    """A domain error of the family whose status is in the query string, with its ``retry_after_seconds``."""
 
     permission_classes = [AllowAny]
 
     def get(self, request: Request) -> Response:
         extra = {"retry_after_seconds": int(request.query_params["retry"])} if "retry" in request.query_params else None
-        raise ApplicationError("Not now.", code="not_now", status_code=int(request.query_params["status"]), extra=extra)
+        family = {400: InvalidInput, 409: Conflict, 429: RateLimited, 503: Unavailable}[
+            int(request.query_params["status"])
+        ]
+        raise family("Not now.", code="not_now", extra=extra)
 
 
 urlpatterns = [
@@ -119,7 +122,7 @@ def test_malformed_json_is_a_400_with_a_message():
     assert response.json()["code"] == "parse_error"
 
 
-def test_an_application_error_keeps_its_status_and_code():
+def test_a_domain_error_gets_its_familys_status_and_keeps_its_code():
     response = APIClient().get("/refuses/")
 
     assert response.status_code == 409
@@ -168,3 +171,23 @@ def test_retry_after_is_sent_only_by_a_429_or_503_that_knows_when(status, retry)
 
     assert response.status_code == status
     assert "Retry-After" not in response
+
+
+def test_every_domain_error_family_has_one_status():
+    from pricetracker.api import DOMAIN_STATUS, domain_status
+    from pricetracker.errors import DomainError
+    from tracking import errors as tracking_errors
+
+    assert {cls.__name__: code for cls, code in DOMAIN_STATUS.items()} == {
+        "InvalidInput": 400,
+        "LimitReached": 403,
+        "Conflict": 409,
+        "RateLimited": 429,
+        "UpstreamFailed": 502,
+        "Unavailable": 503,
+    }
+    # Each concrete tracking refusal belongs to exactly one family.
+    for cls in vars(tracking_errors).values():
+        if isinstance(cls, type) and issubclass(cls, DomainError) and cls.__module__ == tracking_errors.__name__:
+            assert sum(issubclass(cls, family) for family in DOMAIN_STATUS) == 1, cls
+    assert domain_status(tracking_errors.AlreadyQueued()) == 409

@@ -34,13 +34,15 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from pricetracker.errors import DomainError, Unavailable
 from scraping.inputs import canonical_url
 from scraping.models import Store
 from scraping.providers import UnknownProvider, get_provider
 from scraping.providers.base import BLOCKED_KINDS
 from scraping.results import ErrorKind
-from tracking import policy, services
+from tracking import services
 from tracking.charts import TargetLine, price_history_svg
+from tracking.errors import IntervalTooShort, TrackerLimitReached
 from tracking.models import (
     INTERNAL_ERROR,
     UNCONFIRMED_PRICE,
@@ -50,7 +52,6 @@ from tracking.models import (
     RunStatus,
     ScrapeRun,
     Tracker,
-    Trigger,
     to_the_second,
 )
 
@@ -677,17 +678,13 @@ class ProductAdmin(admin.ModelAdmin):
         queued = in_flight = 0
         paused: dict[str, int] = {}
         for product in queryset.select_related("store").only("pk", "store"):
-            store = product.store
-            if not store.enabled or not policy.breaker_allows_manual(store):
-                paused[store.code] = paused.get(store.code, 0) + 1
+            try:
+                if not services.product_request_scrape(product=product, requested_by_id=request.user.pk):
+                    in_flight += 1
+                    continue
+            except Unavailable:
+                paused[product.store.code] = paused.get(product.store.code, 0) + 1
                 continue
-            token = services.product_claim(product_id=product.pk)
-            if token is None:
-                in_flight += 1
-                continue
-            services.enqueue_scrape(
-                product_id=product.pk, claim_token=token, trigger=Trigger.MANUAL, requested_by_id=request.user.pk
-            )
             queued += 1
         self.message_user(request, f"{queued} product(s) queued for scraping.", messages.SUCCESS)
         if in_flight:
@@ -730,20 +727,19 @@ class TrackerChangeForm(forms.ModelForm):
         cleaned = super().clean()
         # self.instance still holds the stored values here (the form updates it after clean()).
         tracker = self.instance
-        store = tracker.product.store
         interval = cleaned.get("interval_minutes")
-        if interval is not None and interval < store.min_interval_minutes:
-            self.add_error(
-                "interval_minutes",
-                f"The minimum interval for {store.code} is {store.min_interval_minutes} minutes.",
-            )
+        if interval is not None:
+            try:
+                services.interval_check(store=tracker.product.store, interval_minutes=interval)
+            except IntervalTooShort as refused:
+                self.add_error("interval_minutes", refused.message)
         if cleaned.get("enabled") and not tracker.enabled:
-            user = tracker.user
-            active = Tracker.objects.filter(user=user, enabled=True).count()
-            if active >= user.max_trackers:
+            try:
+                services.tracker_limit_check(user=tracker.user, exclude_tracker_id=tracker.pk)
+            except TrackerLimitReached as refused:
                 self.add_error(
                     "enabled",
-                    f"{user.email} already has {active} active trackers, their limit. "
+                    f"{tracker.user.email} already has {refused.active} active trackers, their limit. "
                     "Raise the limit on the user first.",
                 )
         return cleaned
@@ -805,12 +801,17 @@ class TrackerAdmin(admin.ModelAdmin):
         # The service compares against the stored row, so give it a fresh one rather than the
         # instance the form has already changed.
         stored = Tracker.objects.select_related("user", "product__store").get(pk=obj.pk)
-        services.tracker_update(
-            tracker=stored,
-            target_price=form.cleaned_data["target_price"],
-            interval_minutes=form.cleaned_data["interval_minutes"],
-            enabled=form.cleaned_data["enabled"],
-        )
+        try:
+            services.tracker_update(
+                tracker=stored,
+                target_price=form.cleaned_data["target_price"],
+                interval_minutes=form.cleaned_data["interval_minutes"],
+                enabled=form.cleaned_data["enabled"],
+            )
+        except DomainError as refused:
+            # The form checked the same rules; this is a race with another change (two admins,
+            # or the user's own API call enabling a tracker meanwhile). Nothing was saved.
+            self.message_user(request, f"Not saved: {refused.message}", messages.ERROR)
 
     def delete_model(self, request: HttpRequest, obj: Tracker) -> None:
         services.tracker_delete(tracker=obj)

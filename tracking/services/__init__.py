@@ -36,7 +36,9 @@ from tracking.services.scheduling import (
     dispatch_due_products,
     product_claim,
     product_refresh_schedule,
+    product_request_scrape,
     store_apply_min_interval,
+    store_check_open,
     tracker_request_scrape,
 )
 from tracking.services.scrape import (
@@ -49,7 +51,7 @@ from tracking.services.scrape import (
 )
 from tracking.services.trackers import (
     DEFAULT_STORE,
-    TrackerLimitReached,
+    interval_check,
     product_for_reference,
     tracker_create,
     tracker_delete,
@@ -66,13 +68,14 @@ __all__ = [
     "SLOT_POLL_SECONDS",
     "DispatchReport",
     "RescrapeReport",
-    "TrackerLimitReached",
     "dispatch_due_products",
     "enqueue_scrape",
+    "interval_check",
     "max_slot_wait",
     "product_claim",
     "product_for_reference",
     "product_refresh_schedule",
+    "product_request_scrape",
     "product_scrape",
     "products_rescrape_all",
     "run_finish",
@@ -80,6 +83,7 @@ __all__ = [
     "runs_recover_stale",
     "spread_slot",
     "store_apply_min_interval",
+    "store_check_open",
     "store_request_spacing",
     "tracker_create",
     "tracker_delete",

@@ -43,8 +43,8 @@ def tracker_import(
     The difference: a product nobody has scheduled yet is not fetched right away but becomes
     due at ``first_fetch_at`` (the caller spreads these), so importing a thousand rows does not
     queue a thousand requests at once. Same validation, limits and errors as tracker_create
-    (ValidationError, ApplicationError ``duplicate_tracker`` / ``tracker_limit``); on an error
-    nothing is left behind. Returns the tracker and whether ``first_fetch_at`` was used.
+    (``InvalidReference``, ``IntervalTooShort``, ``DuplicateTracker``, ``TrackerLimitReached``);
+    on an error nothing is left behind. Returns the tracker and whether ``first_fetch_at`` was used.
 
     Built from the existing services so the rules stay in one place: the tracker is created
     disabled (which never fetches), the new product gets its first-fetch time, and enabling the

@@ -20,9 +20,9 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.models import User
-from pricetracker.api import ApplicationError
 from scraping.models import Store
 from tracking import policy
+from tracking.errors import AlreadyQueued, ManualLimitReached, StoreDisabled, StorePaused, TooSoon
 from tracking.models import ManualScrapeRequest, Product, RunStatus, Tracker, Trigger
 from tracking.services import queue
 
@@ -185,23 +185,7 @@ def tracker_request_scrape(*, tracker: Tracker, user: User) -> uuid.UUID:
         limit = User.objects.select_for_update().values_list("manual_scrapes_per_hour", flat=True).get(pk=user.pk)
         product = Product.objects.select_related("store").get(pk=tracker.product_id)
         store = product.store
-        if not store.enabled:
-            raise ApplicationError(
-                f"Scraping {store.code} is paused by the administrator.", code="store_disabled", status_code=503
-            )
-        if not policy.breaker_allows_manual(store):
-            extra = {}
-            if store.breaker_opened_at is not None:
-                # The breaker's probe may go after its cooldown: a client retrying sooner is refused.
-                resume = store.breaker_opened_at + timedelta(minutes=store.breaker_cooldown_minutes)
-                extra["retry_after_seconds"] = max(1, math.ceil((resume - now).total_seconds()))
-            raise ApplicationError(
-                f"{store.code} is blocking our requests, so scraping is paused "
-                f"(circuit breaker {store.breaker_state}). Scheduled checks resume automatically.",
-                code="store_paused",
-                status_code=503,
-                extra=extra or None,
-            )
+        store_check_open(store=store, now=now)
         since = now - MANUAL_SCRAPE_WINDOW
         requests = ManualScrapeRequest.objects.filter(user_id=user.pk)
         in_window = requests.filter(created_at__gte=since)
@@ -209,22 +193,46 @@ def tracker_request_scrape(*, tracker: Tracker, user: User) -> uuid.UUID:
             # A slot frees when the oldest request in the window leaves it.
             oldest = in_window.order_by("created_at").values_list("created_at", flat=True).first()
             wait = MANUAL_SCRAPE_WINDOW if oldest is None else oldest + MANUAL_SCRAPE_WINDOW - now
-            raise ApplicationError(
-                f"You have used your {limit} manual scrapes for this hour. Try again later.",
-                code="manual_limit",
-                status_code=429,
-                extra={"retry_after_seconds": max(1, math.ceil(wait.total_seconds()))},
-            )
+            raise ManualLimitReached(limit=limit, retry_after=max(1, math.ceil(wait.total_seconds())))
         _refuse_too_soon(product=product, store=store, now=now)
         token = product_claim(product_id=product.pk, now=now)
         if token is None:
-            raise ApplicationError(
-                "A check of this product is already queued or running.", code="already_queued", status_code=409
-            )
+            raise AlreadyQueued
         requests.filter(created_at__lt=since).delete()  # only the last hour counts: keep the table small
         ManualScrapeRequest.objects.create(user_id=user.pk)
         queue.enqueue_scrape(product_id=product.pk, claim_token=token, trigger=Trigger.MANUAL, requested_by_id=user.pk)
     return token
+
+
+def product_request_scrape(*, product: Product, requested_by_id: int | None, now: datetime | None = None) -> bool:
+    """Queue a check of ``product`` now, for an operator (the admin's "scrape now").
+
+    Like a user's manual scrape without the user's limits: refused (:class:`StoreDisabled`,
+    :class:`StorePaused`) while the store is paused; False when a check is already queued or
+    running. The task still waits for the store's request slot.
+    """
+    now = now or timezone.now()
+    store_check_open(store=product.store, now=now)
+    token = product_claim(product_id=product.pk, now=now)
+    if token is None:
+        return False
+    queue.enqueue_scrape(
+        product_id=product.pk, claim_token=token, trigger=Trigger.MANUAL, requested_by_id=requested_by_id
+    )
+    return True
+
+
+def store_check_open(*, store: Store, now: datetime) -> None:
+    """Raise unless the store takes a check asked for now (API and admin "scrape now" alike):
+    :class:`StoreDisabled` when an admin paused it, :class:`StorePaused` while its breaker is not
+    closed (with when the breaker's probe may go)."""
+    if not store.enabled:
+        raise StoreDisabled(store_code=store.code)
+    if not policy.breaker_allows_manual(store):
+        until = None
+        if store.breaker_opened_at is not None:
+            until = store.breaker_opened_at + timedelta(minutes=store.breaker_cooldown_minutes)
+        raise StorePaused(store_code=store.code, breaker_state=store.breaker_state, until=until, now=now)
 
 
 def _refuse_too_soon(*, product: Product, store: Store, now: datetime) -> None:
@@ -254,12 +262,7 @@ def _refuse_too_soon(*, product: Product, store: Store, now: datetime) -> None:
             f"This product was checked {_ago(now - product.last_scraped_at)}; {rule}. "
             f"Try again in {_span(earliest - now)}."
         )
-    raise ApplicationError(
-        message,
-        code="too_soon",
-        status_code=429,
-        extra={"retry_after_seconds": math.ceil((earliest - now).total_seconds())},
-    )
+    raise TooSoon(message, retry_after=math.ceil((earliest - now).total_seconds()))
 
 
 def _span(delta: timedelta) -> str:

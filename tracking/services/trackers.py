@@ -6,14 +6,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from rest_framework import status
-from rest_framework.exceptions import ValidationError
 
 from accounts.models import User
-from pricetracker.api import ApplicationError
 from scraping.inputs import InvalidProductReference
 from scraping.models import Store, get_store
 from scraping.providers import get_provider
+from tracking.errors import DuplicateTracker, IntervalTooShort, InvalidReference, TrackerLimitReached
 from tracking.models import Product, Tracker, Trigger
 from tracking.services import queue, scheduling
 from tracking.services.evaluate import tracker_evaluate_current
@@ -27,26 +25,12 @@ def product_for_reference(*, reference: str, store_code: str = DEFAULT_STORE) ->
     try:
         asin = provider.normalize(reference)
     except InvalidProductReference as exc:
-        raise ValidationError({"url": [str(exc)]}) from None
+        raise InvalidReference(str(exc)) from None
     store = get_store(store_code)
     product, _ = Product.objects.get_or_create(
         store=store, asin=asin, defaults={"interval_minutes": settings.SCRAPE_DEFAULT_INTERVAL_MINUTES}
     )
     return product
-
-
-class TrackerLimitReached(ApplicationError):
-    """The user already has as many active trackers as their account allows (403 ``tracker_limit``)."""
-
-    def __init__(self, *, active: int, limit: int) -> None:
-        super().__init__(
-            f"You already have {active} active trackers, the limit for your account ({limit}). "
-            "Disable or delete one first.",
-            code="tracker_limit",
-            status_code=status.HTTP_403_FORBIDDEN,
-        )
-        self.active = active
-        self.limit = limit
 
 
 def tracker_limit_check(*, user: User, exclude_tracker_id: int | None = None) -> None:
@@ -72,16 +56,11 @@ def tracker_limit_check(*, user: User, exclude_tracker_id: int | None = None) ->
             raise TrackerLimitReached(active=count, limit=limit)
 
 
-def _validate_interval(store: Store, interval_minutes: int) -> None:
+def interval_check(*, store: Store, interval_minutes: int) -> None:
+    """Raise :class:`IntervalTooShort` for an interval below the store's minimum: a product is
+    never fetched more often than that (the one home of this rule: API, import, admin)."""
     if interval_minutes < store.min_interval_minutes:
-        raise ValidationError(
-            {
-                "interval_minutes": [
-                    f"The minimum interval for {store.code} is {store.min_interval_minutes} minutes: "
-                    "a product is never fetched more often than that."
-                ]
-            }
-        )
+        raise IntervalTooShort(store_code=store.code, minimum=store.min_interval_minutes)
 
 
 # Atomic: a refusal (interval, limit, duplicate) must not leave behind the Product row created
@@ -101,7 +80,7 @@ def tracker_create(
     if interval_minutes is None:
         interval = max(settings.SCRAPE_DEFAULT_INTERVAL_MINUTES, store.min_interval_minutes)
     else:
-        _validate_interval(store, interval_minutes)
+        interval_check(store=store, interval_minutes=interval_minutes)
         interval = interval_minutes
     if enabled:
         tracker_limit_check(user=user)  # holds the user's row lock until this create commits
@@ -112,12 +91,7 @@ def tracker_create(
             )
     except IntegrityError:
         existing = Tracker.objects.filter(user=user, product=product).values_list("pk", flat=True).first()
-        raise ApplicationError(
-            f"You already track {product.asin} (tracker {existing}). Change that tracker instead.",
-            code="duplicate_tracker",
-            status_code=status.HTTP_409_CONFLICT,
-            extra={"tracker_id": existing},
-        ) from None
+        raise DuplicateTracker(asin=product.asin, existing_id=existing) from None
     product = scheduling.product_refresh_schedule(product_id=product.pk)
     if enabled and product.last_scraped_at is None:
         # The client should see title and price within seconds, not at the next dispatcher tick.
@@ -143,7 +117,7 @@ def tracker_update(
     """
     changes: dict[str, object] = {}
     if interval_minutes is not None and interval_minutes != tracker.interval_minutes:
-        _validate_interval(tracker.product.store, interval_minutes)
+        interval_check(store=tracker.product.store, interval_minutes=interval_minutes)
         changes["interval_minutes"] = interval_minutes
     if enabled is not None and enabled != tracker.enabled:
         changes["enabled"] = enabled

@@ -44,9 +44,10 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from accounts.models import User
-from pricetracker.api import ApplicationError
+from pricetracker.errors import DomainError
 from scraping.models import Store, get_store
 from tracking import services
+from tracking.errors import DuplicateTracker, TrackerLimitReached
 from tracking.serializers import TrackerCreateSerializer
 
 HEADER_NAMES = frozenset({"url_or_asin", "url", "asin", "reference"})
@@ -228,20 +229,18 @@ class Command(BaseCommand):
         except BadRow as exc:
             self._bad(line, str(exc))
             return ["invalid"]
-        except ValidationError as exc:
-            self._bad(line, describe(exc))
-            return ["invalid"]
-        except ApplicationError as exc:
-            if exc.get_codes() == "duplicate_tracker":
-                earlier = self._created.get(exc.extra.get("tracker_id"))  # type: ignore[arg-type]
-                if earlier is not None:
-                    self._bad(line, f"{earlier[1]} is already on line {earlier[0]} of this file.")
-                else:
-                    self._bad(line, str(exc.detail))
-                return ["duplicate"]
-            self._bad(line, str(exc.detail))
-            if exc.get_codes() == "tracker_limit":
-                return ["over_limit"]
+        except DuplicateTracker as exc:
+            earlier = self._created.get(exc.existing_id) if exc.existing_id is not None else None
+            if earlier is not None:
+                self._bad(line, f"{earlier[1]} is already on line {earlier[0]} of this file.")
+            else:
+                self._bad(line, exc.message)
+            return ["duplicate"]
+        except TrackerLimitReached as exc:
+            self._bad(line, exc.message)
+            return ["over_limit"]
+        except DomainError as exc:  # an invalid product reference or interval
+            self._bad(line, exc.message)
             return ["invalid"]
         self._created[tracker.pk] = (line, tracker.product.asin)
         return ["created", "spread"] if spread else ["created"]
