@@ -118,7 +118,8 @@ def refresh_token_rotate(*, raw_refresh: str) -> dict[str, str]:
     """Exchange a refresh token for a new pair, exactly once.
 
     simplejwt's own rotation checks the blacklist and blacklists afterwards, so N concurrent
-    requests with one token can all pass the check (FINDINGS.md: up to 8 of 8). Here the old
+    requests with one token can all pass the check (docs/decisions.md, "simplejwt: refresh rotation is
+    not atomic": up to 8 of 8). Here the old
     token is *claimed* by inserting its ``BlacklistedToken`` row, which is one-to-one with the
     outstanding token: the database lets exactly one insert win; the others get an
     IntegrityError and are refused. New tokens are issued in the same transaction as the claim.

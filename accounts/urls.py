@@ -1,4 +1,4 @@
-"""Account endpoints, mounted at ``/api/auth/`` (see DESIGN.md for the contract)."""
+"""Account endpoints, mounted at ``/api/auth/`` (the contract: the README's API table and /api/schema/)."""
 
 from django.urls import path
 

@@ -177,7 +177,7 @@ def process_tree(root_pid: int) -> list[ProcSample]:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the main process only (FINDINGS.md: a group SIGTERM can hang qcluster)."""
+    """SIGTERM to the main process only (docs/decisions.md: a group SIGTERM can hang qcluster)."""
     if proc.poll() is None:
         proc.terminate()
         try:

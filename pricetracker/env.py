@@ -107,7 +107,8 @@ def mailer_from_url(url: str, *, name: str = "EMAIL_URL") -> dict[str, object]:
     """Map an ``EMAIL_URL`` onto one Django 6.1 ``MAILERS`` entry.
 
     django-environ's ``email_url()`` still emits the deprecated ``EMAIL_*`` keys, and Django 6.1
-    refuses to mix those with ``MAILERS`` (see FINDINGS.md), so this small mapping replaces it.
+    refuses to mix those with ``MAILERS`` (docs/decisions.md, "Django 6.1 MAILERS vs EMAIL_URL"), so
+    this small mapping replaces it.
 
     Accepted forms: ``consolemail://``, ``locmem://``, ``dummymail://``,
     ``smtp://[user:password@]host[:port][?timeout=10]`` (plain, port 25),

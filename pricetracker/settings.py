@@ -118,7 +118,8 @@ TEMPLATES = [
 # --- Database ---------------------------------------------------------------------------------
 
 SQLITE_OPTIONS = {
-    # Web and workers write to the same file. Measured here (FINDINGS.md): WAL + a busy timeout +
+    # Web and workers write to the same file. Measured (docs/decisions.md, "SQLite: WAL + IMMEDIATE
+    # transactions"): WAL + a busy timeout +
     # IMMEDIATE transactions gave zero "database is locked" errors where the defaults gave hundreds.
     # IMMEDIATE takes the write lock at BEGIN, so a transaction never has to upgrade a read lock
     # (the upgrade is what fails instantly, busy timeout or not).
@@ -276,7 +277,7 @@ if env_bool("TRUST_X_FORWARDED_PROTO", False):
 SECURE_REDIRECT_EXEMPT = [r"^api/health/$", r"^metrics$"]
 X_FRAME_OPTIONS = "DENY"
 
-# --- Email (Django 6.1 MAILERS; see FINDINGS.md) -------------------------------------------
+# --- Email (Django 6.1 MAILERS; docs/decisions.md, "Django 6.1 MAILERS vs EMAIL_URL") --------
 
 # Console in development; in production the default is a local MTA on port 25, so that
 # `check --deploy` is clean and nothing is silently dropped.
@@ -320,7 +321,8 @@ def _jwt_signing_key() -> str:
         if len(key.encode()) < 32:
             raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 bytes.")
         return key
-    # Separate from SECRET_KEY (FINDINGS.md) but derived from it, so one secret suffices.
+    # Separate from SECRET_KEY (docs/decisions.md, "simplejwt: signing key") but derived from it, so
+    # one secret suffices.
     return hashlib.sha256(b"pricetracker.jwt:" + SECRET_KEY.encode()).hexdigest()
 
 
@@ -366,7 +368,7 @@ SCRAPE_MAX_BYTES = env_int("SCRAPE_MAX_BYTES", 8 * 1024 * 1024, minimum=64 * 102
 USER_MAX_TRACKERS = env_int("USER_MAX_TRACKERS", 100, minimum=0)
 USER_MANUAL_SCRAPES_PER_HOUR = env_int("USER_MANUAL_SCRAPES_PER_HOUR", 10, minimum=0)
 
-# --- django-q2 (configured on purpose; see FINDINGS.md and the README) ----------------------
+# --- django-q2 (configured on purpose; docs/decisions.md, "django-q2: ...", and the README) ---
 
 Q_WORKERS = env_int("Q_WORKERS", 4, minimum=1, maximum=64)
 Q_TIMEOUT = env_int("Q_TIMEOUT", 90, minimum=10)
@@ -385,7 +387,8 @@ Q_CLUSTER: dict[str, object] = {
     # ORM broker: a task not acknowledged within `retry` seconds is delivered again. Kept above
     # 3 x timeout so a slow task is never handed to a second worker while it still runs.
     "retry": Q_TIMEOUT * 3 + 30,
-    # Prefetching more than one task per worker caused double delivery in FINDINGS.md.
+    # Prefetching more than one task per worker caused double delivery (docs/decisions.md,
+    # "django-q2: ORM broker is at-least-once").
     "queue_limit": Q_WORKERS,
     # Bounded retries; expected scrape failures are recorded as runs and return normally.
     "max_attempts": 3,

@@ -1,4 +1,5 @@
-"""The alert rule (DESIGN.md "Alerts"): one email per crossing from above the target to at/below it.
+"""The alert rule: one email per crossing from above the target to at/below it
+(docs/decisions.md, "Alerts: one email per crossing").
 
 Driven through ``tracking.services.run_finish`` like a worker finishing a scrape; django-q2 runs
 tasks in-process (conftest ``_q_sync``) and Django's locmem mailer collects the emails.

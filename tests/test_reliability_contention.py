@@ -6,7 +6,7 @@ a real cluster with 8 workers scrapes a burst. The targets are moved above and b
 so requests and scrapes fight over the same tracker and product rows (a crossing disarms a
 tracker inside the scrape's transaction; a target change re-evaluates it inside the API's).
 
-Meant for SQLite (WAL + IMMEDIATE transactions + busy timeout, FINDINGS.md), where "database is
+Meant for SQLite (WAL + IMMEDIATE transactions + busy timeout, docs/decisions.md), where "database is
 locked" is the failure to look for; it runs on PostgreSQL too, where the same row fight could
 deadlock.
 """

@@ -6,14 +6,10 @@ failed task when our own code is broken.
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from datetime import datetime
 
 from tracking import policy, services
-
-_HOLDER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def scrape_product(
@@ -37,12 +33,15 @@ def scrape_product(
 
 def dispatch_due_products() -> str:
     """Every minute: claim due products and enqueue their scrapes (one dispatcher at a time)."""
-    if not policy.lease_acquire("dispatcher", holder=_HOLDER, seconds=50):
+    # The holder is this worker process, named at call time: django-q2 forks its workers after
+    # this module is imported, so a name computed at import would be the parent's, shared by all.
+    holder = services.worker_name()
+    if not policy.lease_acquire("dispatcher", holder=holder, seconds=50):
         return "another dispatcher is running"
     try:
         report = services.dispatch_due_products()
     finally:
-        policy.lease_release("dispatcher", holder=_HOLDER)
+        policy.lease_release("dispatcher", holder=holder)
     return f"claimed {report.claimed} {report.per_store}"
 
 

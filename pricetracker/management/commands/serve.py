@@ -135,7 +135,8 @@ class Command(BaseCommand):
         ]  # fmt: skip
         # Each child gets its own session: Ctrl-C in the terminal reaches only this process, which
         # then signals each child's main process. A SIGTERM to the whole process group can hang
-        # qcluster (django-q2 issue 346, FINDINGS.md).
+        # qcluster (django-q2 issue 346; docs/decisions.md, "django-q2: SIGTERM to the process
+        # group can hang qcluster").
         children.append(("web", subprocess.Popen(web_cmd, env=env, start_new_session=True)))  # noqa: S603
         if cluster:
             cluster_cmd = [sys.executable, manage, "qcluster"]
