@@ -307,7 +307,7 @@ class PricePoint(models.Model):
 
 
 class SchedulerLease(models.Model):
-    """A named lease so a periodic job (the dispatcher, sweeps) runs on one process at a time.
+    """A named lease so a periodic job (the dispatcher) runs on one process at a time.
 
     Claimed with one conditional UPDATE (docs/decisions.md, "Dispatcher lease": 6 concurrent callers, exactly 1 ran, on
     SQLite and PostgreSQL).

@@ -117,7 +117,8 @@ class TrackerSerializer(serializers.ModelSerializer):
     """A tracker with its product embedded.
 
     ``to_representation`` builds the dict by hand: lists of trackers are the hottest read path and
-    DRF's generic field machinery cost about half of a page's CPU time (BENCHMARKS.md, Load).
+    DRF's generic field machinery cost about a third of a page's CPU time (4.5 of 11-15 ms,
+    BENCHMARKS.md, Load).
     The declared fields still drive the schema, and a test asserts both produce the same JSON.
     """
 

@@ -100,7 +100,7 @@ def _send_scrapes(tasks: list[_ScrapeTask]) -> None:
 
     # Left to itself, async_task opens a new broker per task (a Redis connection pool; with the
     # ORM broker and CONN_MAX_AGE=0, a new database connection) and writes each task on its own:
-    # a 1,000-claim tick spent 3.6 s enqueueing on SQLite (BENCHMARKS.md). So one broker for the
+    # a 1,000-claim tick took 3.7 s on SQLite, 3.2 s of it in these callbacks (BENCHMARKS.md). So one broker for the
     # batch, and for the ORM and Redis brokers one write for all of it.
     broker = get_broker()
     collector = _PackageCollector.for_broker(broker)
