@@ -47,14 +47,14 @@ class EmailConfirmationTokenGenerator(PasswordResetTokenGenerator):
         self.kind = kind
         self.key_salt = f"accounts.tokens.EmailConfirmationTokenGenerator.{kind.value}"
 
-    def _make_hash_value(self, user: User, timestamp: int) -> str:  # type: ignore[override]
+    def _make_hash_value(self, user: User, timestamp: int) -> str:
         address = getattr(user, self.kind.address_field) or ""
         verified_at = getattr(user, self.kind.verified_field)
         # Microseconds dropped as Django does, in case a database does not keep them.
         verified = "" if verified_at is None else verified_at.replace(microsecond=0, tzinfo=None)
         return f"{user.pk}|{address}|{verified}|{timestamp}"
 
-    def check_token(self, user: User | None, token: str | None) -> bool:  # type: ignore[override]
+    def check_token(self, user: User | None, token: str | None) -> bool:
         """Like Django's, but expiring after ``EMAIL_CONFIRMATION_TIMEOUT`` (the parent hard-codes
         ``PASSWORD_RESET_TIMEOUT``)."""
         if not (user and token):

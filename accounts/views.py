@@ -29,6 +29,7 @@ from accounts.serializers import (
     RegisterSerializer,
     TokenPairSerializer,
 )
+from pricetracker.api import request_user
 
 TAG = "auth"
 PASSWORD_RESET_REQUESTED = "If an account uses this address, we have emailed it a password reset token."  # noqa: S105 - a message, not a secret
@@ -112,7 +113,7 @@ class LogoutView(APIView):
     def post(self, request: Request) -> Response:
         serializer = RefreshTokenSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.user_logout(user=request.user, raw_refresh=serializer.validated_data["refresh"])
+        services.user_logout(user=request_user(request), raw_refresh=serializer.validated_data["refresh"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -133,7 +134,7 @@ class MeView(APIView):
     def patch(self, request: Request) -> Response:
         serializer = ProfileSerializer(request.user, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        user = request.user
+        user = request_user(request)
         if "notification_email" in serializer.validated_data:
             user = services.user_update_notification_email(
                 user=user, notification_email=serializer.validated_data["notification_email"]
@@ -186,7 +187,7 @@ class EmailResendView(APIView):
         responses={200: EmailResendResultSerializer, 401: UNAUTHORIZED, 429: THROTTLED},
     )
     def post(self, request: Request) -> Response:
-        return Response({"sent_to": services.user_resend_email_confirmations(user=request.user)})
+        return Response({"sent_to": services.user_resend_email_confirmations(user=request_user(request))})
 
 
 class PasswordChangeView(APIView):
@@ -204,8 +205,9 @@ class PasswordChangeView(APIView):
     def post(self, request: Request) -> Response:
         serializer = PasswordChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.user_change_password(user=request.user, **serializer.validated_data)
-        return Response(services.user_issue_tokens(user=request.user))
+        user = request_user(request)
+        services.user_change_password(user=user, **serializer.validated_data)
+        return Response(services.user_issue_tokens(user=user))
 
 
 class PasswordResetView(PublicView):

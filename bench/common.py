@@ -105,7 +105,7 @@ def _pg_admin(sql: str) -> None:
     import psycopg
 
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]  # our own fixed statements
+        conn.execute(sql)
 
 
 def _redis_flush() -> None:

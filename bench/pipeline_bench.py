@@ -324,7 +324,10 @@ def one_run(args: argparse.Namespace, run: int) -> RunResult:
         failed = ScrapeRun.objects.exclude(status=RunStatus.SUCCESS).count()
         assert failed == 0, f"{failed} runs did not succeed"
         assert store_before is not None and store_after is not None
-        runs = list(ScrapeRun.objects.values_list("created_at", "finished_at", "duration_ms"))
+        runs = []
+        for created, finished, duration in ScrapeRun.objects.values_list("created_at", "finished_at", "duration_ms"):
+            assert finished is not None  # every run succeeded, so every run has finished
+            runs.append((created, finished, duration))
         scrapes = len(runs)
         cpu = {role: (used - cluster_before[role]) for role, used in watch.cpu().items()}
         cpu["store"] = store_after.cpu_seconds - store_before.cpu_seconds
@@ -370,7 +373,10 @@ def in_process(args: argparse.Namespace) -> int:
         seed(products=args.products)
         with mock.patch("tracking.services.queue.enqueue_scrape", lambda **kwargs: None):
             services.dispatch_due_products(limit=args.products)
-        claims = list(Product.objects.order_by("pk").values_list("pk", "claim_token"))
+        claims = []
+        for pk, token in Product.objects.order_by("pk").values_list("pk", "claim_token"):
+            assert token is not None, f"product {pk} was not claimed"
+            claims.append((pk, token))
         warm_up = min(10, len(claims) // 10)
         for pk, token in claims[:warm_up]:
             services.product_scrape(product_id=pk, claim_token=token)

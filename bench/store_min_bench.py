@@ -27,16 +27,13 @@ from bench.dispatch_bench import seed
 
 def timed_save(minimum: int, *, expect_interval: int, products: int) -> float:
     """Save the store with ``minimum`` like the admin (one transaction); return milliseconds."""
-    from django.db import transaction
-
     from scraping.models import get_store
+    from scraping.services import store_update_policy
     from tracking.models import Product
 
     store = get_store("amazon.com")
-    store.min_interval_minutes = minimum
     started = time.perf_counter()
-    with transaction.atomic():
-        store.save()
+    store_update_policy(store=store, min_interval_minutes=minimum)
     elapsed = (time.perf_counter() - started) * 1000
     assert Product.objects.filter(interval_minutes=expect_interval).count() == products
     return elapsed

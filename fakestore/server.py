@@ -104,7 +104,7 @@ class FakeStore:
     ) -> None:
         self.host = host
         self.port = port
-        self._defaults = {
+        self._defaults: dict[str, int | float | str] = {
             "latency_ms": latency_ms,
             "padding_kb": padding_kb,
             "slow_seconds": slow_seconds,
@@ -224,7 +224,9 @@ class FakeStore:
             raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         with self._lock:
             for key, value in changes.items():
-                self._config[key] = str(value) if key == "foreign_url" else max(0, type(self._defaults[key])(value))
+                default = self._defaults[key]
+                # Each setting keeps its default's type; numbers are never negative.
+                self._config[key] = str(value) if isinstance(default, str) else max(0, type(default)(value))
             return dict(self._config)
 
     def counts(self) -> dict[str, int]:

@@ -23,7 +23,7 @@ import enum
 import logging
 import smtplib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,6 +35,7 @@ from django.utils import timezone
 from accounts.emails import account_email_render
 from accounts.hooks import AccountEmailKind
 from accounts.models import User
+from notifications import selectors
 from notifications.emails import (
     build_account_message,
     build_alert_message,
@@ -177,8 +178,8 @@ def error_summary(exc: BaseException) -> str:
     else:
         text = str(exc)
     text = " ".join(text.split())
-    options = settings.MAILERS.get("default", {}).get("OPTIONS", {})
-    password = options.get("password")
+    options = settings.MAILERS.get("default", {}).get("OPTIONS")
+    password = options.get("password") if isinstance(options, Mapping) else None
     if password:
         text = text.replace(str(password), "***")
     summary = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -339,7 +340,7 @@ def _release_held(*, now: datetime) -> tuple[int, int]:
 
 def _enqueue_due(*, now: datetime, limit: int) -> int:
     """PENDING rows whose task seems lost and FAILED rows due for a retry: enqueue a send each."""
-    due = Q(status__in=[NotificationStatus.PENDING, NotificationStatus.FAILED], next_attempt_at__lte=now)
+    due = selectors.due_for_sending(now)
     enqueued = 0
     ids = list(Notification.objects.filter(due).order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
     for pk in ids:

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from notifications import services
 from notifications.models import Notification, NotificationKind, NotificationStatus
 from notifications.serializers import NotificationSerializer, TestEmailSentSerializer
+from pricetracker.api import request_user
 
 
 class NotificationFilter(filters.FilterSet):
@@ -38,7 +39,7 @@ class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> QuerySet[Notification]:
         return (
-            Notification.objects.filter(user=self.request.user, kind=NotificationKind.ALERT)
+            Notification.objects.filter(user=request_user(self.request), kind=NotificationKind.ALERT)
             .select_related("product")
             .order_by("-created_at", "-pk")
         )
@@ -60,5 +61,5 @@ class TestEmailView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        address = services.notification_send_test(user=request.user)
+        address = services.notification_send_test(user=request_user(request))
         return Response({"status": "sent", "to_email": address, "message": f"A test email was sent to {address}."})

@@ -139,6 +139,7 @@ def seed() -> DemoLogins:
     """
     from accounts.models import User
     from scraping.models import get_store
+    from scraping.services import store_update_policy
     from tracking.services import DEFAULT_STORE, tracker_create
 
     logins = DemoLogins(
@@ -148,14 +149,15 @@ def seed() -> DemoLogins:
         admin_password=secrets.token_urlsafe(12),
     )
     with transaction.atomic():
-        store = get_store(DEFAULT_STORE)
         # Permissive enough to see prices move within minutes; still rate-limited and polite.
-        store.min_interval_minutes = 1
-        store.requests_per_minute = 30
-        store.concurrency = 2
-        store.backoff_base_minutes = 1
-        store.backoff_max_minutes = 5
-        store.save()
+        store_update_policy(
+            store=get_store(DEFAULT_STORE),
+            min_interval_minutes=1,
+            requests_per_minute=30,
+            concurrency=2,
+            backoff_base_minutes=1,
+            backoff_max_minutes=5,
+        )
         user = User.objects.create_user(logins.user_email, logins.user_password, email_verified_at=timezone.now())
         User.objects.create_superuser(logins.admin_email, logins.admin_password)
         for product in DEMO_PRODUCTS:

@@ -51,12 +51,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -65,9 +64,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from notifications.models import Notification, NotificationStatus
+from notifications import selectors as outbox
 from scraping.models import Store
-from tracking.models import Product, RunStatus, ScrapeRun, Tracker
+from tracking import selectors
+from tracking.policy import DISPATCH_SCHEDULE
+from tracking.selectors import StoreRuns, SuccessGap
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +77,6 @@ logger = logging.getLogger(__name__)
 OVERDUE_AFTER = timedelta(minutes=10)
 # An alert due for longer than this has been missed by the outbox sweep (it runs every minute).
 OUTBOX_STALE_AFTER = timedelta(minutes=10)
-# The django-q2 schedule whose last task tells when a worker last finished the dispatcher.
-DISPATCH_SCHEDULE = "tracking.dispatch"
 # Checks whose failure makes the installation unhealthy (503) whatever the configuration.
 CRITICAL_CHECKS = frozenset({"database", "queue"})
 # A store is "failing" only after this many failed attempts in a row: one flaky product of a
@@ -91,6 +90,8 @@ STORE_RULES = ("breaker", "failure_rate", "failing")
 
 
 # --- Figures shared with pricetracker.metrics ------------------------------------------------
+# The queries are the apps' selectors (tracking.selectors, notifications.selectors); this module
+# reads the broker and the cluster heartbeats, applies the status rules and formats.
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,134 +136,9 @@ def queue_depth() -> int:
     return int(get_broker().queue_size())
 
 
-@dataclass
-class StoreRuns:
-    """Finished scrape runs of one store in a window, by status and by failure kind."""
-
-    by_status: dict[str, int] = field(default_factory=dict)
-    failures_by_kind: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def finished(self) -> int:
-        return sum(self.by_status.values())
-
-    @property
-    def blocked(self) -> int:
-        return self.by_status.get(RunStatus.BLOCKED, 0)
-
-    @property
-    def failed(self) -> int:
-        return self.by_status.get(RunStatus.FAILED, 0)
-
-    @property
-    def failures(self) -> int:
-        """FAILED + BLOCKED runs: no price was recorded either way."""
-        return self.failed + self.blocked
-
-    @property
-    def block_rate(self) -> float | None:
-        """BLOCKED / finished runs; None when nothing finished (no rate to speak of)."""
-        return self.blocked / self.finished if self.finished else None
-
-    @property
-    def failure_rate(self) -> float | None:
-        """(FAILED + BLOCKED) / finished runs; None when nothing finished."""
-        return self.failures / self.finished if self.finished else None
-
-
-def store_runs(*, now: datetime) -> dict[int, dict[str, StoreRuns]]:
-    """``{store_id: {"1h": StoreRuns, "24h": StoreRuns}}`` from one query over the last 24 hours.
-
-    Windowed by ``created_at`` (index ``scrape_runs_created_idx``): never a full scan of the
-    ever-growing run table. The hour is a conditional count inside the same query.
-    """
-    hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(hours=24)
-    rows = (
-        ScrapeRun.objects.filter(created_at__gte=day_ago)
-        .exclude(status=RunStatus.RUNNING)
-        .values("product__store_id", "status", "error_kind")
-        .annotate(day=Count("pk"), hour=Count("pk", filter=Q(created_at__gte=hour_ago)))
-        .order_by()
-    )
-    result: dict[int, dict[str, StoreRuns]] = {}
-    for row in rows:
-        windows = result.setdefault(row["product__store_id"], {"1h": StoreRuns(), "24h": StoreRuns()})
-        for window, count in (("1h", row["hour"]), ("24h", row["day"])):
-            if not count:
-                continue
-            runs = windows[window]
-            runs.by_status[row["status"]] = runs.by_status.get(row["status"], 0) + count
-            if row["status"] != RunStatus.SUCCESS:
-                kind = row["error_kind"] or "unknown"
-                runs.failures_by_kind[kind] = runs.failures_by_kind.get(kind, 0) + count
-    return result
-
-
 def overdue_products(*, now: datetime) -> dict[int, int]:
-    """``{store_id: count}`` of products overdue by more than ``OVERDUE_AFTER``.
-
-    Overdue: due (``next_scrape_at``) before ``now - OVERDUE_AFTER``, no live claim, at least one
-    enabled tracker. Disabled stores are left out: pausing a store is deliberate, not a fault.
-    Products in failure backoff are not due, so not counted. The store ids come first (a list
-    subquery) so the due products are a range of ``products_store_due_idx`` per store; joining
-    the store instead made SQLite read that whole index.
-    """
-    enabled_tracker = Tracker.objects.filter(product=OuterRef("pk"), enabled=True)
-    enabled_stores = Store.objects.filter(enabled=True).values("pk")
-    rows = (
-        Product.objects.filter(store_id__in=enabled_stores, next_scrape_at__lt=now - OVERDUE_AFTER)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .filter(Exists(enabled_tracker))
-        .values("store_id")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    return {row["store_id"]: row["n"] for row in rows}
-
-
-@dataclass(frozen=True, slots=True)
-class SuccessGap:
-    """A store's newest successful scrape and the failed attempts after it."""
-
-    last_success: datetime | None
-    # FAILED and BLOCKED runs created after the last success (at most FAILURE_LOOKBACK back).
-    failures: int
-    # When the first of them was created; None when there is none.
-    failing_since: datetime | None
-
-
-def success_gap(*, store_id: int, now: datetime) -> SuccessGap:
-    """When the store last scraped successfully, and how many attempts have failed since.
-
-    Two range scans of the last day (index ``scrape_runs_status_idx``): the newest success, then
-    the failures after it. A success older than the window comes from the products' cached
-    ``last_success_at`` (the same instant the run recorded) over this store's products only; an
-    unbounded walk of the runs would read every other store's successes to find an old one.
-    """
-    since = now - FAILURE_LOOKBACK
-    newest = (
-        ScrapeRun.objects.filter(status=RunStatus.SUCCESS, product__store_id=store_id, created_at__gte=since)
-        .order_by("-created_at")
-        .values_list("created_at", "finished_at")
-        .first()
-    )
-    if newest is not None:
-        since, last = newest
-    else:
-        last = Product.objects.filter(store_id=store_id).aggregate(last=Max("last_success_at"))["last"]
-    failed = ScrapeRun.objects.filter(
-        product__store_id=store_id, status__in=[RunStatus.FAILED, RunStatus.BLOCKED], created_at__gt=since
-    ).aggregate(count=Count("pk"), first=Min("created_at"))
-    return SuccessGap(last_success=last, failures=failed["count"], failing_since=failed["first"])
-
-
-def has_tracked_products(*, store_id: int) -> bool:
-    """Whether some product of the store has an enabled tracker (index ``products_store_due_idx``:
-    a product nobody tracks has no next check)."""
-    enabled_tracker = Tracker.objects.filter(product=OuterRef("pk"), enabled=True)
-    return (
-        Product.objects.filter(store_id=store_id, next_scrape_at__isnull=False).filter(Exists(enabled_tracker)).exists()
-    )
+    """``{store_id: count}`` of products overdue by ``OVERDUE_AFTER`` or more (enabled stores)."""
+    return selectors.overdue_products(now=now, late_by=OVERDUE_AFTER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,11 +188,11 @@ def store_health(*, now: datetime, limits: StoreLimits | None = None) -> list[St
     """Every store's health, by code: one query for the runs of all stores, two per store for
     its last success and the failures since, and one more only for a store a rule condemns."""
     limits = limits or StoreLimits.from_settings()
-    runs = store_runs(now=now)
+    runs = selectors.store_runs(now=now)
     result = []
     for store in Store.objects.order_by("code"):
         windows = runs.get(store.pk) or {"1h": StoreRuns(), "24h": StoreRuns()}
-        gap = success_gap(store_id=store.pk, now=now)
+        gap = selectors.success_gap(store_id=store.pk, now=now, lookback=FAILURE_LOOKBACK)
         problems = _store_problems(store, windows["1h"], gap, limits, now)
         result.append(StoreHealth(store=store, runs=windows, gap=gap, problems=problems))
     return result
@@ -354,25 +230,9 @@ def _store_problems(
         )
     # Failures of products nobody tracks any more are history, not a fault. Asked only when a
     # rule fires, so a healthy store costs no query here.
-    if scraping and has_tracked_products(store_id=store.pk):
+    if scraping and selectors.store_has_tracked_products(store_id=store.pk):
         problems.update(scraping)
     return problems
-
-
-def outbox_backlog(*, now: datetime) -> dict[str, object]:
-    """Alert emails due for sending and how long the oldest has waited (index ``notifications_due_idx``)."""
-    due = Notification.objects.filter(
-        status__in=[NotificationStatus.PENDING, NotificationStatus.FAILED], next_attempt_at__lte=now
-    )
-    oldest = due.order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first()
-    return {
-        "due": due.count(),
-        "oldest_due_age_seconds": _age(oldest, now),
-        "held": Notification.objects.filter(status=NotificationStatus.HELD).count(),
-        "failed_permanently": Notification.objects.filter(
-            status=NotificationStatus.FAILED, next_attempt_at__isnull=True
-        ).count(),
-    }
 
 
 # --- Checks ---------------------------------------------------------------------------------
@@ -480,10 +340,16 @@ def check_stores(now: datetime) -> dict[str, object]:
 
 def check_outbox(now: datetime) -> dict[str, object]:
     """Alert emails are not stuck: none due for longer than ``OUTBOX_STALE_AFTER``."""
-    backlog = outbox_backlog(now=now)
-    oldest = backlog["oldest_due_age_seconds"]
-    stuck = oldest is not None and oldest > OUTBOX_STALE_AFTER.total_seconds()  # type: ignore[operator]
-    return {"ok": not stuck, **backlog}
+    backlog = outbox.outbox_backlog(now=now)
+    oldest = backlog.oldest_due_at
+    stuck = oldest is not None and now - oldest > OUTBOX_STALE_AFTER
+    return {
+        "ok": not stuck,
+        "due": backlog.due,
+        "oldest_due_age_seconds": _age(oldest, now),
+        "held": backlog.held,
+        "failed_permanently": backlog.failed_permanently,
+    }
 
 
 CHECKS: dict[str, Callable[[datetime], dict[str, object]]] = {

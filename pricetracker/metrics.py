@@ -9,7 +9,9 @@ Two sources:
   overdue products, breaker state, last success and its age, failed attempts since, whether
   /api/health/ calls the store degraded and by which rule, alert emails by status, live clusters
   and workers.
-  Windows instead of all-time totals keep every query on an index (see pricetracker.health).
+  Windows instead of all-time totals keep every query on an index. The queries are the apps'
+  selectors (``tracking.selectors``, ``notifications.selectors``), the verdicts
+  ``pricetracker.health``'s; this module only formats.
 - :class:`RequestLatencyMiddleware` observes each request in this process into
   ``pricetracker_http_request_duration_seconds`` (labels: method, Django view name, status).
   Under gunicorn every worker process has its own histogram and a scrape sees only the worker
@@ -36,7 +38,6 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -45,10 +46,11 @@ from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from notifications.models import Notification
+from notifications import selectors as outbox
 from pricetracker import health
 from scraping.models import Store
-from tracking.models import WORKER_LOST, RunStatus, ScrapeRun
+from tracking import selectors
+from tracking.models import RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -213,27 +215,17 @@ def _scrape_duration(stores: dict[int, Store], now: datetime) -> Metric:
         "Duration of scrape runs finished in the last hour (fetch and parse), by store.",
         labels=["store"],
     )
-    buckets = {
-        f"le_{index}": Count("pk", filter=Q(duration_ms__lte=int(bound * 1000)))
-        for index, bound in enumerate(SCRAPE_DURATION_BUCKETS)
-    }
-    rows = (
-        ScrapeRun.objects.filter(created_at__gte=now - SCRAPE_DURATION_WINDOW)
-        .exclude(status=RunStatus.RUNNING)
-        # A lost worker's run has no real duration (it is recorded as 0).
-        .exclude(error_kind=WORKER_LOST)
-        .values("product__store_id")
-        .annotate(total=Count("pk"), total_ms=Sum("duration_ms"), **buckets)
-        .order_by()
-    )
-    for row in rows:
-        store = stores.get(row["product__store_id"])
-        cumulative = [(str(bound), float(row[f"le_{index}"])) for index, bound in enumerate(SCRAPE_DURATION_BUCKETS)]
-        cumulative.append(("+Inf", float(row["total"])))
+    for histogram in selectors.scrape_durations(
+        since=now - SCRAPE_DURATION_WINDOW, bounds_seconds=SCRAPE_DURATION_BUCKETS
+    ):
+        store = stores.get(histogram.store_id)
+        counts = zip(SCRAPE_DURATION_BUCKETS, histogram.cumulative, strict=True)
+        cumulative = [(str(bound), float(count)) for bound, count in counts]
+        cumulative.append(("+Inf", float(histogram.total)))
         family.add_metric(
-            [store.code if store else str(row["product__store_id"])],
+            [store.code if store else str(histogram.store_id)],
             buckets=cumulative,
-            gsum_value=(row["total_ms"] or 0) / 1000,
+            gsum_value=histogram.total_seconds,
         )
     return family
 
@@ -256,15 +248,14 @@ def _notification_metrics(now: datetime) -> Iterator[Metric]:
         "Alert emails by outbox status (SENT: delivered; FAILED: retrying or given up).",
         labels=["status"],
     )
-    # Served by the (status, next_attempt_at) index alone.
-    counts = dict(Notification.objects.values_list("status").annotate(n=Count("pk")).order_by())
+    counts = outbox.notifications_by_status()
     for status in sorted(counts):
         by_status.add_metric([status], counts[status])
     yield by_status
     yield _gauge(
         "pricetracker_notifications_due",
         "Alert emails due for sending now (PENDING or FAILED past their next attempt).",
-        health.outbox_backlog(now=now)["due"],  # type: ignore[arg-type]
+        outbox.outbox_due_count(now=now),
     )
 
 
@@ -290,8 +281,10 @@ def _allowed(request: HttpRequest) -> bool:
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         token = settings.METRICS_TOKEN
+        if not token:
+            return False
         # A wrong token is refused even from an allowed network: it is a misconfigured scraper.
-        return bool(token) and hmac.compare_digest(header.removeprefix("Bearer ").encode(), token.encode())
+        return hmac.compare_digest(header.removeprefix("Bearer ").encode(), token.encode())
     if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
         return False
     try:

@@ -36,11 +36,17 @@ class ErrorSerializer(serializers.Serializer):
 
     message = serializers.CharField(help_text="A sentence for the user.")
     code = serializers.CharField(help_text="A stable machine-readable code.")
-    errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        required=False,
-        help_text="Validation errors only: messages per field (`non_field_errors` for the whole body).",
-    )
+    # ``errors`` is added in get_fields(): as a class attribute it would read as overriding
+    # Serializer.errors (DRF's metaclass takes declared fields off the class; type checkers do not know).
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["errors"] = serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField()),
+            required=False,
+            help_text="Validation errors only: messages per field (`non_field_errors` for the whole body).",
+        )
+        return fields
 
 
 class AutoSchema(SpectacularAutoSchema):

@@ -14,6 +14,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, NotRequired, TypedDict
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -30,7 +31,7 @@ from pricetracker.env import (
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Runtime files (the SQLite database, the development secret, collected static files).
-DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")))  # type: ignore[arg-type]
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")))
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", True)
@@ -129,7 +130,8 @@ SQLITE_OPTIONS = {
 }
 
 
-def _database() -> dict[str, object]:
+# Values of several types, as in Django's own annotation of DATABASES (django-stubs).
+def _database() -> dict[str, Any]:
     url = env_str("DATABASE_URL")
     if url is None:
         return {
@@ -283,7 +285,7 @@ X_FRAME_OPTIONS = "DENY"
 # Console in development; in production the default is a local MTA on port 25, so that
 # `check --deploy` is clean and nothing is silently dropped.
 EMAIL_URL = env_str("EMAIL_URL", "consolemail://" if DEBUG else "smtp://localhost:25")
-MAILERS = {"default": mailer_from_url(EMAIL_URL)}  # type: ignore[arg-type]
+MAILERS = {"default": mailer_from_url(EMAIL_URL)}
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "pricetracker <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -380,7 +382,34 @@ if _scrape_total_timeout and _scrape_total_timeout > Q_TIMEOUT - 2:
     )
 SCRAPE_TOTAL_TIMEOUT_SECONDS = _scrape_total_timeout or max(3, min(40, Q_TIMEOUT // 2))
 Q_REDIS_URL = env_str("Q_REDIS_URL")
-Q_CLUSTER: dict[str, object] = {
+
+
+class QClusterConfig(TypedDict):
+    """The django-q2 options set below, typed so that code reading ``settings.Q_CLUSTER["timeout"]``
+    gets an int rather than an object."""
+
+    name: str
+    workers: int
+    timeout: int
+    retry: int
+    queue_limit: int
+    max_attempts: int
+    ack_failures: bool
+    catch_up: bool
+    save_limit: int
+    save_limit_per: str
+    recycle: int
+    max_rss: int
+    label: str
+    cpu_affinity: int
+    scheduler: bool
+    sync: bool
+    poll: float
+    redis: NotRequired[str]  # the broker: Redis when Q_REDIS_URL is set,
+    orm: NotRequired[str]  # else the database
+
+
+Q_CLUSTER: QClusterConfig = {
     "name": env_str("Q_CLUSTER_NAME", "pricetracker"),
     "workers": Q_WORKERS,
     # A task running longer than this is killed. A scrape takes at most its wait for a request slot

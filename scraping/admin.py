@@ -1,43 +1,31 @@
 """Admin for store policies: limits are editable; the breaker is shown, and can be opened or closed by hand.
 
-The workers move the breaker themselves (``tracking.policy``); the two actions here are the
-operator's override. They are plain UPDATEs of the breaker columns, written
-here because ``scraping`` imports no other app.
+Saving goes through :func:`scraping.services.store_update_policy`, which writes only the changed
+fields and lets a new minimum interval reach the products scheduled under it. The workers move
+the breaker themselves; the two actions here are the operator's override
+(:func:`scraping.policy.breaker_set`).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 
+from scraping import policy
 from scraping.models import Store
+from scraping.services import POLICY_FIELDS, store_update_policy
 
-POLICY_FIELDS = (
-    "code",
-    "name",
-    "enabled",
-    "min_interval_minutes",
-    "requests_per_minute",
-    "concurrency",
-    "backoff_base_minutes",
-    "backoff_max_minutes",
-    "breaker_threshold",
-    "breaker_window_minutes",
-    "breaker_cooldown_minutes",
-    "min_plausible_price",
-    "max_plausible_price",
-)
 BREAKER_FIELDS = ("breaker_state", "breaker_opened_at", "breaker_reason", "next_request_at", "updated_at")
-REASON_MAX_LENGTH = Store._meta.get_field("breaker_reason").max_length
 
 
 class StorePolicyForm(forms.ModelForm):
     class Meta:
         model = Store
-        fields = POLICY_FIELDS
+        fields = ("code", *POLICY_FIELDS)
         # Admin-facing explanations for fields whose model help text is missing or terse.
         help_texts = {
             "name": "Display name, shown to admins only.",
@@ -101,19 +89,28 @@ class StoreAdmin(admin.ModelAdmin):
         # The code names the provider; renaming it would orphan the store's products.
         return ("code", *BREAKER_FIELDS) if obj is not None else BREAKER_FIELDS
 
+    def save_model(self, request: HttpRequest, obj: Store, form: forms.ModelForm, change: bool) -> None:
+        """Save through the service: only the fields the operator changed, and a new minimum
+        interval applied to the store's products in the same transaction."""
+        changes: dict[str, Any] = {name: getattr(obj, name) for name in form.changed_data} if change else {}
+        store_update_policy(store=obj, **changes)
+
     @admin.action(description="Open breaker (pause scraping for the cooldown, then probe)", permissions=["change"])
     def open_breaker(self, request: HttpRequest, queryset: QuerySet[Store]) -> None:
         """Open the selected stores' breakers now, as if they had just been blocked."""
-        reason = f"opened by {request.user.get_username()} in the admin"[:REASON_MAX_LENGTH]
-        opened = queryset.update(
-            breaker_state=Store.BreakerState.OPEN, breaker_opened_at=timezone.now(), breaker_reason=reason
+        opened = policy.breaker_set(
+            store_ids=queryset.values_list("pk", flat=True),
+            state=Store.BreakerState.OPEN,
+            reason=f"opened by {request.user.get_username()} in the admin",
         )
         self.message_user(request, f"Circuit breaker opened for {opened} store(s).", messages.SUCCESS)
 
     @admin.action(description="Close breaker (resume scraping now)", permissions=["change"])
     def close_breaker(self, request: HttpRequest, queryset: QuerySet[Store]) -> None:
         """Close the selected stores' breakers; scraping resumes at the next dispatcher tick."""
-        reason = f"closed by {request.user.get_username()} in the admin"[:REASON_MAX_LENGTH]
-        # breaker_opened_at stays: it records when the breaker last opened.
-        closed = queryset.update(breaker_state=Store.BreakerState.CLOSED, breaker_reason=reason)
+        closed = policy.breaker_set(
+            store_ids=queryset.values_list("pk", flat=True),
+            state=Store.BreakerState.CLOSED,
+            reason=f"closed by {request.user.get_username()} in the admin",
+        )
         self.message_user(request, f"Circuit breaker closed for {closed} store(s).", messages.SUCCESS)

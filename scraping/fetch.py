@@ -159,20 +159,22 @@ def _attach(conn: HTTPConnection) -> None:
         deadline.attach(conn)
 
 
-class _Watched:
+class _Watched(HTTPConnection):
     # Attached before connecting (so a TLS handshake can be cut), after (in case the deadline
     # passed during connect), and on every request (a pooled keep-alive connection is reused).
+    # A subclass of HTTPConnection so that it type-checks; in _WatchedHTTPSConnection's MRO it
+    # still comes before HTTPSConnection, so super() reaches the TLS connection's methods.
     def connect(self) -> None:
         _attach(self)
-        super().connect()  # type: ignore[misc]
+        super().connect()
         _attach(self)
 
     def request(self, *args, **kwargs) -> None:
         _attach(self)
-        super().request(*args, **kwargs)  # type: ignore[misc]
+        super().request(*args, **kwargs)
 
 
-class _WatchedHTTPConnection(_Watched, HTTPConnection):
+class _WatchedHTTPConnection(_Watched):
     pass
 
 

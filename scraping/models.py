@@ -1,12 +1,14 @@
 """Per-store scraping policy, held in the database and edited in the admin.
 
 Environment variables only seed a store's row the first time it is used (:func:`get_store`);
-after that the row rules. The dispatcher, rate limiter and circuit breaker (in ``tracking``)
-read and update these fields with conditional UPDATEs; nothing here runs that logic.
+after that the row rules. Single-row questions are methods here; the state machines that move
+the breaker and the request slot are in :mod:`scraping.policy`, and a change of the policy goes
+through :func:`scraping.services.store_update_policy`.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -112,6 +114,23 @@ class Store(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+    def breaker_cooldown_ends_at(self) -> datetime | None:
+        """When the breaker's probe may go: opened + cooldown (past once half-open); None when closed.
+
+        None too for an open breaker without an opening time, which only a hand-edited row has.
+        """
+        if self.breaker_state == Store.BreakerState.CLOSED or self.breaker_opened_at is None:
+            return None
+        return self.breaker_opened_at + timedelta(minutes=self.breaker_cooldown_minutes)
+
+    def breaker_allows_manual(self) -> bool:
+        """Manual scrapes (users' and the admin's) are refused while the breaker is open or probing."""
+        return self.breaker_state == Store.BreakerState.CLOSED
+
+    def allows_manual_scrape(self) -> bool:
+        """Whether a manual scrape may be queued now: the store is enabled and its breaker closed."""
+        return self.enabled and self.breaker_allows_manual()
 
 
 def get_store(code: str) -> Store:

@@ -333,17 +333,16 @@ class PageSource:
             pos = match.end()
         return body[start:limit]
 
-    def _parse(self, start: int | None, **find: object) -> Tag | None:
+    def _parse(self, start: int | None, find: Callable[[BeautifulSoup], Tag | None]) -> Tag | None:
+        """Parse the element opening at ``start`` alone and pick it out with ``find``."""
         if start is None:
             return None
-        soup = BeautifulSoup(self._decode(self._fragment(start)), "lxml")
-        found = soup.find(**find)  # type: ignore[arg-type]  # bs4's stubs type **kwargs narrowly
-        return found if isinstance(found, Tag) else None
+        return find(BeautifulSoup(self._decode(self._fragment(start)), "lxml"))
 
     def element(self, element_id: str) -> Tag | None:
         """The first element with id ``element_id`` (outside scripts and comments), or None."""
         if element_id not in self._elements:
-            self._elements[element_id] = self._parse(self._id_start(element_id), id=element_id)
+            self._elements[element_id] = self._parse(self._id_start(element_id), lambda soup: soup.find(id=element_id))
         return self._elements[element_id]
 
     def has_element(self, element_id: str) -> bool:
@@ -366,7 +365,7 @@ class PageSource:
         if key not in self._elements:
             raw = class_name.encode()
             start = self._find_tag_start((raw,), prefix_ok=lambda pos: self._is_class_token(pos, len(raw)))
-            self._elements[key] = self._parse(start, class_=class_name)
+            self._elements[key] = self._parse(start, lambda soup: soup.find(class_=class_name))
         return self._elements[key]
 
     @cached_property
@@ -375,7 +374,7 @@ class PageSource:
         start = self._find_tag_start((b'rel="canonical"', b"rel='canonical'"), prefix_ok=lambda pos: True)
         if start is None:
             return None
-        link = self._parse(start, name="link")
+        link = self._parse(start, lambda soup: soup.find("link"))
         href = link.get("href") if link is not None else None
         return href if isinstance(href, str) else None
 

@@ -233,7 +233,12 @@ def run_periodic_jobs() -> dict[str, str]:
 
     from pricetracker.schedules import SCHEDULES
 
-    return {spec.name: str(pydoc.locate(spec.func)()) for spec in SCHEDULES}
+    results = {}
+    for spec in SCHEDULES:
+        func = pydoc.locate(spec.func)  # how django-q2 finds a schedule's function
+        assert callable(func), spec.func
+        results[spec.name] = str(func())
+    return results
 
 
 def purge_broker() -> None:

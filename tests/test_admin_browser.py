@@ -12,11 +12,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.tracking_factories import make_product, make_tracker, record, success
 from tracking.models import RunStatus, ScrapeRun
+
+if TYPE_CHECKING:
+    from selenium.webdriver import Chrome
 
 pytestmark = pytest.mark.default_db_only
 
@@ -38,7 +42,7 @@ from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+def browser(tmp_path: Path) -> Iterator[Chrome]:
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (
@@ -62,7 +66,7 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         driver.quit()
 
 
-def wait_for(driver: webdriver.Chrome, css: str):
+def wait_for(driver: Chrome, css: str):
     return WebDriverWait(driver, WAIT_SECONDS).until(
         expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css))
     )

@@ -70,3 +70,42 @@ def test_the_plausible_price_range_is_editable(admin_client, store):
     page = admin_client.get(f"/admin/scraping/store/{store.pk}/change/")
     assert b'name="min_plausible_price"' in page.content
     assert b'name="max_plausible_price"' in page.content
+
+
+def test_unticking_enabled_on_the_store_list_pauses_the_store_and_writes_nothing_else(admin_client, store):
+    opened_at = timezone.now() - timedelta(minutes=1)
+    Store.objects.filter(pk=store.pk).update(
+        breaker_state=Store.BreakerState.OPEN, breaker_opened_at=opened_at, breaker_reason="5 blocked"
+    )
+
+    response = admin_client.post(
+        CHANGELIST,
+        {
+            "form-TOTAL_FORMS": "1",
+            "form-INITIAL_FORMS": "1",
+            "form-0-id": str(store.pk),
+            "_save": "Save",
+        },
+    )
+
+    assert response.status_code == 302
+    store.refresh_from_db()
+    assert not store.enabled
+    assert (store.breaker_state, store.breaker_opened_at, store.breaker_reason) == (
+        Store.BreakerState.OPEN,
+        opened_at,
+        "5 blocked",
+    )
+
+
+def test_an_admin_adds_a_store_with_its_policy(admin_client, store):
+    page = admin_client.get(f"{CHANGELIST}add/")
+    fields = page.context["adminform"].form.fields
+    data = {name: field.initial() if callable(field.initial) else field.initial for name, field in fields.items()}
+    data.update(code="example.test", name="Example", enabled="on", min_interval_minutes=45)
+
+    response = admin_client.post(f"{CHANGELIST}add/", data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    added = Store.objects.get(code="example.test")
+    assert (added.name, added.min_interval_minutes, added.breaker_state) == ("Example", 45, Store.BreakerState.CLOSED)

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIClient, APIRequestFactory
 from rest_framework.views import APIView
 
+from pricetracker.api import request_user
 from pricetracker.errors import Conflict, InvalidInput, RateLimited, Unavailable
 
 
@@ -70,6 +71,15 @@ class RefusesFor(APIView):
         raise family("Not now.", code="not_now", extra=extra)
 
 
+class WantsUser(APIView):
+    """A view that forgot IsAuthenticated but hands the signed-in user to a service."""
+
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> Response:
+        return Response({"email": request_user(request).email})
+
+
 urlpatterns = [
     path("throttles/", Throttles.as_view()),
     path("refuses-for/", RefusesFor.as_view()),
@@ -100,6 +110,13 @@ def test_the_exception_handler_answers_a_view_called_directly():
 
     assert response.status_code == 500
     assert response.data["code"] == "server_error"
+
+
+def test_a_view_needing_a_user_answers_401_to_an_anonymous_request_never_passes_it_on():
+    response = WantsUser.as_view()(APIRequestFactory().get("/wants-user/"))
+
+    assert response.status_code == 401
+    assert response.data["code"] == "not_authenticated"
 
 
 def test_a_validation_error_has_a_message_and_errors_per_field():

@@ -31,7 +31,9 @@ def unconfirmed_alice(make_user):
 
 def token_from(message) -> str:
     """The token of the confirmation link in an email."""
-    return unquote(re.search(r"[?&]token=(\S+)", message.body).group(1))
+    match = re.search(r"[?&]token=(\S+)", message.body)
+    assert match is not None, "no confirmation link"
+    return unquote(match.group(1))
 
 
 def test_the_emailed_link_confirms_alices_login_address(api_client, django_capture_on_commit_callbacks):

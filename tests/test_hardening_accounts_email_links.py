@@ -64,7 +64,9 @@ def assert_copyable(raw: bytes, *needles: str) -> None:
     """Every needle is in each text/plain part both raw and decoded; no part is quoted-printable."""
     for part in text_parts(raw):
         assert part["Content-Transfer-Encoding"] in ("7bit", "8bit"), part["Content-Transfer-Encoding"]
-        assert max(len(line) for line in part.get_payload(decode=True).splitlines()) <= 998
+        payload = part.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        assert max(len(line) for line in payload.splitlines()) <= 998
     plain = [part for part in text_parts(raw) if part.get_content_subtype() == "plain"]
     assert plain
     for part in plain:

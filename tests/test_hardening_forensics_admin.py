@@ -310,6 +310,7 @@ def test_the_run_page_costs_the_same_queries_for_one_alert_or_many(admin_client,
         for index in range(alerts):
             make_tracker(make_user(f"user{alerts}-{index}@example.com"), product, target="50.00")
         run = record(product, success("19.99"))
+        assert run is not None
         assert Notification.objects.filter(price_point__run=run).count() == alerts
         with CaptureQueriesContext(connection) as queries:
             assert admin_client.get(run_page(run)).status_code == 200

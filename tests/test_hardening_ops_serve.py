@@ -56,8 +56,8 @@ class FakeChild:
 def children(monkeypatch) -> list[FakeChild]:
     started: list[FakeChild] = []
 
-    def popen(command: list[str], **kwargs: object) -> FakeChild:
-        child = FakeChild(command, **kwargs)  # type: ignore[arg-type]
+    def popen(command: list[str], *, env: dict[str, str], **kwargs: object) -> FakeChild:
+        child = FakeChild(command, env=env, **kwargs)
         started.append(child)
         return child
 

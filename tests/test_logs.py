@@ -30,6 +30,7 @@ def scrape_lines(caplog) -> list[dict]:
 
 def scrape(product) -> None:
     token = services.product_claim(product_id=product.pk)
+    assert token is not None, "product already claimed"
     services.product_scrape(product_id=product.pk, claim_token=token)
 
 

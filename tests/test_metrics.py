@@ -213,7 +213,7 @@ def test_a_database_failure_is_exported_as_database_down_without_its_message(cli
     def broken(**kwargs):
         raise OperationalError('connection to "db-7.internal" failed: password "s3cret"')
 
-    monkeypatch.setattr("pricetracker.health.store_runs", broken)
+    monkeypatch.setattr("tracking.selectors.store_runs", broken)
 
     response = client.get(URL)
 

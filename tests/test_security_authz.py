@@ -75,6 +75,7 @@ def build_world(*, alice, bob, store) -> World:
         # A day ago, so a manual scrape now is not "too soon".
         with time_machine.travel(timezone.now() - timedelta(days=1), tick=False):
             run = record(product, success("90.00", title=title))  # below target: an alert
+        assert run is not None
         ids[name] = {
             "trackers": tracker.pk,
             "scrape-runs": run.pk,

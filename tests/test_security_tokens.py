@@ -57,11 +57,24 @@ def claims_of(token: str) -> dict:
 
 
 def signing_key() -> str:
-    return django_settings.SIMPLE_JWT["SIGNING_KEY"]
+    key = django_settings.SIMPLE_JWT["SIGNING_KEY"]
+    assert isinstance(key, str)
+    return key
 
 
 def limit_of(scope: str) -> int:
-    return ScopedRateThrottle().parse_rate(django_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][scope])[0]
+    rates = django_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    assert isinstance(rates, dict)
+    count, _ = ScopedRateThrottle().parse_rate(rates[scope])
+    assert count is not None, f"no rate for {scope}"
+    return count
+
+
+def found(pattern: str, text: str) -> str:
+    """The first group of ``pattern`` in ``text`` (which must contain it)."""
+    match = re.search(pattern, text)
+    assert match is not None, f"{pattern!r} not found"
+    return match.group(1)
 
 
 # --- forged access tokens ------------------------------------------------------------------------
@@ -268,8 +281,8 @@ def test_the_proxy_count_decides_which_forwarded_address_is_the_client(settings,
 def test_guessing_reset_tokens_is_throttled(api_client, alice, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         api_client.post(RESET, {"email": "alice@example.com"}, format="json")
-    body = mail.outbox[0].body
-    uid, token = re.search(r"uid: (\S+)", body).group(1), re.search(r"token: (\S+)", body).group(1)
+    body = str(mail.outbox[0].body)
+    uid, token = found(r"uid: (\S+)", body), found(r"token: (\S+)", body)
     # The request above counted too: requests and confirmations share one budget.
     for attempt in range(limit_of("password_reset") - 1):
         response = api_client.post(
@@ -298,8 +311,8 @@ def test_guessing_email_confirmation_tokens_is_throttled(api_client, alice):
 def reset_token(api_client, alice, django_capture_on_commit_callbacks) -> tuple[str, str]:
     with django_capture_on_commit_callbacks(execute=True):
         api_client.post(RESET, {"email": "alice@example.com"}, format="json")
-    body = mail.outbox[-1].body
-    return re.search(r"uid: (\S+)", body).group(1), re.search(r"token: (\S+)", body).group(1)
+    body = str(mail.outbox[-1].body)
+    return found(r"uid: (\S+)", body), found(r"token: (\S+)", body)
 
 
 def test_a_reset_token_stops_working_once_the_password_is_changed_another_way(api_client, alice, reset_token):

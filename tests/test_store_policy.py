@@ -10,6 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from scraping.models import Store, get_store
+from scraping.services import store_update_policy
 from tests.tracking_factories import make_product, make_tracker
 
 
@@ -204,8 +205,7 @@ def test_lowering_the_store_minimum_lets_a_clamped_product_use_its_trackers_inte
         store, make_user("alice@example.com"), "B000000001", 60, interval_minutes=120, next_scrape_at=due
     )
 
-    store.min_interval_minutes = 30
-    store.save()
+    store_update_policy(store=store, min_interval_minutes=30)
 
     product.refresh_from_db()
     assert (product.interval_minutes, product.next_scrape_at) == (60, due)  # shorter from its next scrape on
@@ -215,7 +215,6 @@ def test_lowering_the_store_minimum_lets_a_clamped_product_use_its_trackers_inte
 def test_saving_a_store_without_changing_its_minimum_leaves_products_alone(make_user):
     store = get_store("amazon.com")
     product = _tracked(store, make_user("alice@example.com"), "B000000001", 60, interval_minutes=61)
-    store.requests_per_minute = 5
-    store.save()
+    store_update_policy(store=store, requests_per_minute=5, min_interval_minutes=store.min_interval_minutes)
     product.refresh_from_db()
     assert product.interval_minutes == 61

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from django import forms
@@ -84,6 +84,8 @@ class CappedCountPaginator(Paginator):
     """
 
     cap = COUNT_CAP
+    # The admin's change list always pages a queryset, which the count below relies on.
+    object_list: QuerySet
 
     @cached_property
     def _counted(self) -> int:
@@ -167,8 +169,9 @@ class StoreFilter(admin.SimpleListFilter):
         return [(str(pk), code) for pk, code in Store.objects.order_by("code").values_list("pk", "code")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value():
-            of_store = Product.objects.filter(pk=OuterRef("product_id"), store_id=self.value())
+        store_id = self.value()
+        if store_id:
+            of_store = Product.objects.filter(pk=OuterRef("product_id"), store_id=store_id)
             return queryset.filter(Exists(of_store))
         return queryset
 
@@ -182,7 +185,7 @@ def _product_link(product: Product) -> SafeString:
 
 # Why a finished run names no parsing rule, by error kind: only a product page is parsed, and
 # only a parsed page can match a rule. Kinds not listed here fall back to the run's message.
-NO_RULE_BECAUSE = {
+NO_RULE_BECAUSE: dict[str, str] = {
     **dict.fromkeys(
         (kind.value for kind in BLOCKED_KINDS), "the store refused the request; a block page is never parsed"
     ),
@@ -215,13 +218,14 @@ def run_effects(run: ScrapeRun) -> RunEffects:
     Several fields of the run page need them, and the admin renders each field from the same
     object, so the answer is kept on it.
     """
-    effects = getattr(run, "_admin_effects", None)
+    cache = vars(run)  # kept in the instance's __dict__, as functools.cached_property does
+    effects: RunEffects | None = cache.get("_admin_effects")
     if effects is None:
         point = PricePoint.objects.filter(run=run).first()
         alerts = []
         if point is not None:
             alerts = list(point.notifications.select_related("user", "tracker__user").order_by("pk"))
-        effects = run._admin_effects = RunEffects(price_point=point, alerts=alerts)
+        effects = cache["_admin_effects"] = RunEffects(price_point=point, alerts=alerts)
     return effects
 
 
@@ -723,8 +727,9 @@ class TrackerChangeForm(forms.ModelForm):
         model = Tracker
         fields = ("target_price", "interval_minutes", "enabled")
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         # self.instance still holds the stored values here (the form updates it after clean()).
         tracker = self.instance
         interval = cleaned.get("interval_minutes")

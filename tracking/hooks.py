@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tracking.models import PricePoint, Tracker
 
-CrossingHandler = Callable[["Tracker", "PricePoint"], None]
+# The return value is ignored (notifications' handler returns the row it wrote).
+CrossingHandler = Callable[["Tracker", "PricePoint"], object]
 
 _crossing_handlers: list[CrossingHandler] = []
 

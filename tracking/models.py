@@ -8,11 +8,13 @@ dispatch claim (so a redelivered task cannot record twice).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
+from django.db.models.base import ModelBase
 from django.utils import timezone
 
 from scraping.results import MAX_STORABLE_PRICE, Availability, ScrapeStatus
@@ -297,10 +299,17 @@ class PricePoint(models.Model):
         amount = f"{self.price} {self.currency}".strip()
         return f"Price point #{self.pk} of {self.product.asin}: {amount} at {to_the_second(self.observed_at)}"
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(
+        self,
+        *,
+        force_insert: bool | tuple[ModelBase, ...] = False,
+        force_update: bool = False,
+        using: str | None = None,
+        update_fields: Iterable[str] | None = None,
+    ) -> None:
         if not self._state.adding:
             raise AppendOnlyError("Price history is append-only: a price point cannot be changed.")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(force_insert=force_insert, force_update=force_update, using=using, update_fields=update_fields)
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("Price history is append-only: a price point cannot be deleted.")

@@ -1,13 +1,17 @@
-"""Politeness towards a store, enforced across every worker and cluster through the database.
+"""Politeness towards a store, the parts that need tracking's runs, and the dispatcher's timing.
 
-- **Rate**: each fetch reserves the store's next request slot (``Store.next_request_at``), so
-  request starts are spaced ``60 / requests_per_minute`` seconds apart whatever the number of
-  workers, clusters or hosts. Concurrency is capped by counting runs that are fetching.
-- **Circuit breaker** on BLOCKED outcomes: CLOSED -> (K blocks within the window) -> OPEN ->
-  (cooldown elapsed) -> HALF_OPEN, one probe at a time -> SUCCESS closes it, BLOCKED re-opens it.
-- **Backoff** per product on consecutive failures: exponential, capped, with jitter.
+The store's state machines (request slots, failure backoff, the circuit breaker) live next to the
+``Store`` model in :mod:`scraping.policy`, which knows nothing of runs. This module feeds them
+the counts only tracking has, and keeps what is tracking's own:
+
+- **Rate**: a fetch takes a request slot (:func:`take_request_slot`) counting this store's runs
+  that are fetching against its concurrency; the run is marked fetching in the same transaction.
+- **Circuit breaker**: every finished run is fed in (:func:`breaker_record`) with the count of
+  the store's BLOCKED runs in the breaker's window.
+- **Jitter** of the next check, so products added together drift apart.
 - **Due times**: the dispatcher claims a product up to one tick before it is due; its task waits
   for the due time, so a check is never early, and no longer a tick late.
+- **Leases** for singleton periodic jobs (the dispatcher).
 
 Every state change is a conditional UPDATE or happens under the store row lock, never a
 read-modify-write of a whole row.
@@ -25,7 +29,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from pricetracker.schedules import schedule_period
-from scraping.models import Store
+from scraping import policy as store_policy
 from tracking.models import RunStatus, SchedulerLease, ScrapeRun
 
 # Spread of next_scrape_at after a run, as a fraction of the interval (capped): products added
@@ -37,14 +41,6 @@ JITTER_MAX_SECONDS = 300
 def jitter_seconds(interval: timedelta) -> float:
     """A random delay in ``[0, min(5% of interval, 5 min)]`` (never earlier than the interval)."""
     return random.uniform(0, min(interval.total_seconds() * JITTER_FRACTION, JITTER_MAX_SECONDS))  # noqa: S311
-
-
-def backoff_delay(store: Store, failures: int) -> timedelta:
-    """Delay before retrying a product after ``failures`` consecutive failures (>= 1)."""
-    exponent = max(0, min(failures - 1, 30))
-    minutes = min(store.backoff_base_minutes * (2**exponent), store.backoff_max_minutes)
-    # +-10% so products that failed together do not retry together.
-    return timedelta(minutes=minutes) * random.uniform(0.9, 1.1)  # noqa: S311
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,24 +68,16 @@ def take_request_slot(*, store_id: int, now: datetime, max_wait_seconds: float) 
     """Move the store's next request slot on and return the slot taken; None if none is free.
 
     Must run inside a transaction, and the caller must mark its run as fetching (``started_at``
-    = the slot) in that same transaction. Runs under the store row lock (``select_for_update``
-    on PostgreSQL; on SQLite the IMMEDIATE transaction already serialises writers), so two
-    workers can never take the same slot nor both pass the concurrency cap.
+    = the slot) in that same transaction. The runs fetching are counted under the store row lock
+    (:func:`scraping.policy.take_request_slot`), so two workers can never take the same slot nor
+    both pass the concurrency cap.
     """
-    store = (
-        Store.objects.select_for_update().only("concurrency", "requests_per_minute", "next_request_at").get(pk=store_id)
-    )
     fetching = ScrapeRun.objects.filter(
         product__store_id=store_id, status=RunStatus.RUNNING, started_at__isnull=False, lease_until__gt=now
-    ).count()
-    if fetching >= store.concurrency:
-        return None
-    spacing = timedelta(seconds=60 / store.requests_per_minute)
-    slot = max(now, store.next_request_at or now)
-    if (slot - now).total_seconds() > max_wait_seconds:
-        return None
-    Store.objects.filter(pk=store_id).update(next_request_at=slot + spacing)
-    return slot
+    )
+    return store_policy.take_request_slot(
+        store_id=store_id, now=now, max_wait_seconds=max_wait_seconds, fetching=fetching.count
+    )
 
 
 # --- Due times -----------------------------------------------------------------------------
@@ -109,8 +97,8 @@ def due_lookahead() -> timedelta:
     a tick ahead, its task first waits for the due time (:func:`wait_until_due`). The wait makes
     the task longer, so the look-ahead is also kept below the broker's redelivery time.
     """
-    timeout = int(settings.Q_CLUSTER["timeout"])  # type: ignore[call-overload]
-    retry = int(settings.Q_CLUSTER.get("retry", 60))  # type: ignore[call-overload]  # 60: django-q2's default
+    timeout = int(settings.Q_CLUSTER["timeout"])
+    retry = int(settings.Q_CLUSTER.get("retry", 60))  # 60: django-q2's default
     spare = timedelta(seconds=retry - timeout) - REDELIVERY_MARGIN
     return max(timedelta(0), min(schedule_period(DISPATCH_SCHEDULE), spare))
 
@@ -134,72 +122,18 @@ def wait_until_due(due: datetime) -> float:
 # --- Circuit breaker -----------------------------------------------------------------------
 
 
-def breaker_dispatch_budget(store: Store, *, now: datetime, in_flight: int) -> int | None:
-    """How many products the dispatcher may claim for ``store`` under its breaker.
-
-    None means "no breaker limit" (closed). OPEN gives 0 until the cooldown ends, then moves to
-    HALF_OPEN (one process wins the conditional UPDATE). HALF_OPEN allows a single probe while
-    nothing else is in flight.
-    """
-    if store.breaker_state == Store.BreakerState.CLOSED:
-        return None
-    if store.breaker_state == Store.BreakerState.OPEN:
-        opened = store.breaker_opened_at or now
-        if now < opened + timedelta(minutes=store.breaker_cooldown_minutes):
-            return 0
-        moved = Store.objects.filter(pk=store.pk, breaker_state=Store.BreakerState.OPEN).update(
-            breaker_state=Store.BreakerState.HALF_OPEN
-        )
-        if not moved:
-            return 0
-        store.breaker_state = Store.BreakerState.HALF_OPEN
-    return 1 if in_flight == 0 else 0
-
-
-def breaker_allows_manual(store: Store) -> bool:
-    """Manual scrapes are refused while the breaker is open or probing."""
-    return store.breaker_state == Store.BreakerState.CLOSED
-
-
 def breaker_record(*, store_id: int, status: str, now: datetime) -> str | None:
     """Feed one finished run into the store's breaker; return the new state if it changed.
 
     Called inside the run's finishing transaction, so the block count includes this run.
     """
-    store = Store.objects.only("breaker_state", "breaker_threshold", "breaker_window_minutes", "breaker_opened_at").get(
-        pk=store_id
-    )
-    state = store.breaker_state
-    if status == RunStatus.BLOCKED:
-        if state == Store.BreakerState.HALF_OPEN:
-            return _breaker_move(store_id, state, Store.BreakerState.OPEN, now, "probe was blocked")
-        if state == Store.BreakerState.CLOSED:
-            since = now - timedelta(minutes=store.breaker_window_minutes)
-            blocks = ScrapeRun.objects.filter(
-                product__store_id=store_id, status=RunStatus.BLOCKED, finished_at__gte=since
-            ).count()
-            if blocks >= store.breaker_threshold:
-                reason = f"{blocks} blocked responses within {store.breaker_window_minutes} min"
-                return _breaker_move(store_id, state, Store.BreakerState.OPEN, now, reason)
-    elif status == RunStatus.SUCCESS and state == Store.BreakerState.HALF_OPEN:
-        return _breaker_move(store_id, state, Store.BreakerState.CLOSED, now, "probe succeeded")
-    return None
 
+    def blocks_since(since: datetime) -> int:
+        return ScrapeRun.objects.filter(
+            product__store_id=store_id, status=RunStatus.BLOCKED, finished_at__gte=since
+        ).count()
 
-def _breaker_move(store_id: int, old: str, new: str, now: datetime, reason: str) -> str | None:
-    fields: dict[str, object] = {"breaker_state": new, "breaker_reason": reason[:200]}
-    if new == Store.BreakerState.OPEN:
-        fields["breaker_opened_at"] = now
-    moved = Store.objects.filter(pk=store_id, breaker_state=old).update(**fields)
-    return new if moved else None
-
-
-def breaker_set(*, store_id: int, state: str, reason: str) -> None:
-    """Open or close a breaker by hand (admin action)."""
-    fields: dict[str, object] = {"breaker_state": state, "breaker_reason": reason[:200]}
-    if state == Store.BreakerState.OPEN:
-        fields["breaker_opened_at"] = timezone.now()
-    Store.objects.filter(pk=store_id).update(**fields)
+    return store_policy.breaker_record(store_id=store_id, status=status, now=now, blocks_since=blocks_since)
 
 
 # --- Leases for singleton periodic jobs ----------------------------------------------------

@@ -55,11 +55,15 @@ class PriceField(serializers.DecimalField):
     Strings are plain decimals: DRF alone would also take ``" 1e1 "``.
     """
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(max_digits=12, decimal_places=2, min_value=Decimal("0.01"), max_value=MAX_PRICE, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *, required: bool | None = None) -> None:
+        super().__init__(
+            max_digits=12, decimal_places=2, min_value=Decimal("0.01"), max_value=MAX_PRICE, required=required
+        )
 
     def to_internal_value(self, data: object) -> Decimal:
-        if isinstance(data, bool) or (isinstance(data, str) and not _DECIMAL_TEXT.fullmatch(data)):
+        if isinstance(data, bool) or not isinstance(data, (int, float, str, Decimal)):
+            self.fail("invalid")  # a list or an object is not a price either
+        if isinstance(data, str) and not _DECIMAL_TEXT.fullmatch(data):
             self.fail("invalid")
         return super().to_internal_value(data)
 
@@ -226,12 +230,13 @@ class StatsSerializer(serializers.Serializer):
     all_time_low = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True)
     all_time_low_at = serializers.DateTimeField(allow_null=True)
     currency = serializers.CharField(allow_null=True)
-    # ``from`` is a keyword: declared in __init__ below.
+    # ``from`` is a keyword: declared in get_fields() below.
     to = serializers.DateTimeField(allow_null=True)
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["from"] = serializers.DateTimeField(allow_null=True)
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = serializers.DateTimeField(allow_null=True)
+        return fields
 
 
 class ScrapeRunSerializer(serializers.ModelSerializer):

@@ -6,7 +6,7 @@ Every queryset is scoped to ``request.user``: another user's tracker is a 404, n
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, time
 
 from django import forms
@@ -25,6 +25,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from pricetracker.api import request_user
 from tracking import selectors, services
 from tracking.models import PricePoint, RunStatus, ScrapeRun, Tracker
 from tracking.serializers import (
@@ -53,7 +54,9 @@ class CSVRenderer(BaseRenderer):
     format = "csv"
     charset = "utf-8"
 
-    def render(self, data: object, accepted_media_type: str | None = None, renderer_context: dict | None = None):
+    def render(
+        self, data: object, accepted_media_type: str | None = None, renderer_context: Mapping[str, object] | None = None
+    ) -> bytes:
         return data if isinstance(data, bytes) else str(data).encode()
 
 
@@ -93,14 +96,16 @@ def _window(request: Request) -> tuple[datetime | None, datetime | None]:
 class _RawBooleanWidget(BooleanWidget):
     """BooleanWidget that hands an unrecognised value on (it would turn it into "no filter")."""
 
-    def value_from_datadict(self, data, files, name):  # type: ignore[no-untyped-def]
+    def value_from_datadict(self, data: Mapping[str, object], files: Mapping[str, object], name: str) -> object:
         value = super().value_from_datadict(data, files, name)
         raw = data.get(name)
         return raw if value is None and raw else value
 
 
 class _StrictNullBooleanField(forms.NullBooleanField):
-    def to_python(self, value: object) -> bool | None:
+    # django-stubs types NullBooleanField.to_python's `bool | None` as an override of BooleanField's
+    # `bool` (the stub ignores it there too), so every subclass inherits the complaint.
+    def to_python(self, value: object) -> bool | None:  # type: ignore[override]
         if value is None or isinstance(value, bool):
             return value
         raise forms.ValidationError("Use true or false.", code="invalid")
@@ -114,7 +119,7 @@ class StrictBooleanFilter(filters.BooleanFilter):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("widget", _RawBooleanWidget)
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)
 
 
 class TrackerFilter(filters.FilterSet):
@@ -150,7 +155,7 @@ class TrackerViewSet(
         if getattr(self, "swagger_fake_view", False):
             return Tracker.objects.none()
         return (
-            Tracker.objects.filter(user=self.request.user)
+            Tracker.objects.filter(user=request_user(self.request))
             .select_related("product", "product__store")
             .order_by("-created_at", "-pk")
         )
@@ -178,7 +183,7 @@ class TrackerViewSet(
     def create(self, request: Request) -> Response:
         data = TrackerCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        tracker = services.tracker_create(user=request.user, **data.validated_data)
+        tracker = services.tracker_create(user=request_user(request), **data.validated_data)
         tracker = self.get_queryset().get(pk=tracker.pk)
         return Response(TrackerSerializer(tracker).data, status=status.HTTP_201_CREATED)
 
@@ -208,7 +213,7 @@ class TrackerViewSet(
     def scrape(self, request: Request, pk: str | None = None) -> Response:
         """Ask for an immediate check (202). Refused with a reason by limits and store policy."""
         tracker = self.get_object()
-        services.tracker_request_scrape(tracker=tracker, user=request.user)
+        services.tracker_request_scrape(tracker=tracker, user=request_user(request))
         return Response(
             {"status": "queued", "message": "A check of this product was queued."}, status=status.HTTP_202_ACCEPTED
         )
@@ -225,7 +230,9 @@ class TrackerViewSet(
     )
     # No filter backends: the tracker list's ``enabled`` filter means nothing here.
     @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, CSVRenderer], filter_backends=[])
-    def history(self, request: Request, pk: str | None = None, format: str | None = None) -> Response:
+    def history(
+        self, request: Request, pk: str | None = None, format: str | None = None
+    ) -> Response | StreamingHttpResponse:
         """Price points of the tracked product, oldest first, filtered by ``from``/``to``."""
         tracker = self.get_object()
         since, until = _window(request)
@@ -235,7 +242,7 @@ class TrackerViewSet(
         if until:
             points = points.filter(observed_at__lte=until)
         if request.accepted_renderer.format == "csv":
-            return _csv_response(points, filename=f"{tracker.product.asin}-history.csv")  # type: ignore[return-value]
+            return _csv_response(points, filename=f"{tracker.product.asin}-history.csv")
         page = self.paginate_queryset(points)
         return self.get_paginated_response(PricePointSerializer(page, many=True).data)
 
@@ -291,7 +298,7 @@ class ScrapeRunViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet[ScrapeRun]:
         if getattr(self, "swagger_fake_view", False):
             return ScrapeRun.objects.none()
-        product_ids = Tracker.objects.filter(user=self.request.user).values("product_id")
+        product_ids = Tracker.objects.filter(user=request_user(self.request)).values("product_id")
         return (
             ScrapeRun.objects.filter(product_id__in=product_ids)
             .select_related("product")

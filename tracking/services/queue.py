@@ -50,7 +50,7 @@ class _ScrapeTask:
         # The task first waits for the due time (tracking.policy.wait_until_due, at most the
         # look-ahead): its timeout grows by as much, so the wait never shortens the fetch's time.
         wait = math.ceil(policy.due_lookahead().total_seconds())
-        return {"timeout": int(settings.Q_CLUSTER["timeout"]) + wait}  # type: ignore[call-overload]
+        return {"timeout": settings.Q_CLUSTER["timeout"] + wait}
 
 
 # The scrapes enqueued inside `enqueued_together()` in this thread; None outside such a block.

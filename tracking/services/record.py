@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from scraping import policy as store_policy
 from scraping.models import Store
 from scraping.results import ScrapeResult, ScrapeStatus
 from tracking import policy
@@ -31,12 +32,12 @@ RECORD_FAILED_MESSAGE = "The result could not be recorded (internal error; see t
 def failure_delay(*, store: Store, interval_minutes: int, failures: int) -> timedelta:
     """How long a product waits after its ``failures``-th consecutive failure.
 
-    The store's exponential backoff (``tracking.policy.backoff_delay``), capped at the product's
+    The store's exponential backoff (``scraping.policy.backoff_delay``), capped at the product's
     own interval: a product that keeps failing is checked as often as a healthy one at most, and
     never less often, so a long failure streak cannot hide a recovery (or a deal) for a day.
     Never under a minute.
     """
-    delay = min(policy.backoff_delay(store, failures), timedelta(minutes=interval_minutes))
+    delay = min(store_policy.backoff_delay(store, failures), timedelta(minutes=interval_minutes))
     return max(delay, MIN_RETRY_DELAY)
 
 

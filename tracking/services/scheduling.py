@@ -20,6 +20,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.models import User
+from scraping import policy as store_policy
 from scraping.models import Store
 from tracking import policy
 from tracking.errors import AlreadyQueued, ManualLimitReached, StoreDisabled, StorePaused, TooSoon
@@ -134,7 +135,7 @@ def dispatch_due_products(*, now: datetime | None = None, limit: int = DISPATCH_
         in_flight = Product.objects.filter(store=store, claimed_until__gt=now).count()
         # One tick per minute: at most one minute's worth of requests, less what is still queued.
         budget = min(remaining, store.requests_per_minute - in_flight)
-        breaker_budget = policy.breaker_dispatch_budget(store, now=now, in_flight=in_flight)
+        breaker_budget = store_policy.breaker_dispatch_budget(store, now=now, in_flight=in_flight)
         if breaker_budget is not None:
             budget = min(budget, breaker_budget)
         if budget <= 0:
@@ -228,10 +229,9 @@ def store_check_open(*, store: Store, now: datetime) -> None:
     closed (with when the breaker's probe may go)."""
     if not store.enabled:
         raise StoreDisabled(store_code=store.code)
-    if not policy.breaker_allows_manual(store):
-        until = None
-        if store.breaker_opened_at is not None:
-            until = store.breaker_opened_at + timedelta(minutes=store.breaker_cooldown_minutes)
+    if not store.breaker_allows_manual():
+        ends = store.breaker_cooldown_ends_at()  # past while the breaker is probing: no useful wait
+        until = ends if ends is not None and ends > now else None
         raise StorePaused(store_code=store.code, breaker_state=store.breaker_state, until=until, now=now)
 
 

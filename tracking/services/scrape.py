@@ -56,7 +56,7 @@ def worker_name() -> str:
 
 def run_lease() -> timedelta:
     """How long a run may stay RUNNING before it is presumed lost."""
-    return timedelta(seconds=int(settings.Q_CLUSTER["timeout"])) + RUN_LEASE_MARGIN  # type: ignore[arg-type]
+    return timedelta(seconds=settings.Q_CLUSTER["timeout"]) + RUN_LEASE_MARGIN
 
 
 def product_scrape(
@@ -82,7 +82,8 @@ def product_scrape(
     if wait_seconds is None:  # no request slot free right now: poll for one, or give the product back
         reservation = _wait_for_slot(store_id=product.store_id, run_id=run.pk, deadline=deadline)
         if reservation is None:
-            return _run_defer(run=run, product=product)
+            _run_defer(run=run, product=product)
+            return None
         wait_seconds = reservation.wait_seconds
     if wait_seconds > 0:
         time.sleep(wait_seconds)
@@ -147,7 +148,7 @@ def _confirm(
     """
     seen = f"The page said {first.price} {first.currency or ''}".rstrip()
     seen += f", far from the median of the last prices ({median})"
-    timeout = float(settings.Q_CLUSTER["timeout"])  # type: ignore[arg-type]
+    timeout = float(settings.Q_CLUSTER["timeout"])
     start_by = task_started + timeout - settings.SCRAPE_TOTAL_TIMEOUT_SECONDS - CONFIRM_MARGIN_SECONDS
     reservation = _reserve_again(store_id=product.store_id, run_id=run.pk, deadline=start_by)
     if reservation is None:
@@ -159,21 +160,26 @@ def _confirm(
         return second, error_kind
     store = product.store
     second = check_price_range(second, low=store.min_plausible_price, high=store.max_plausible_price)
-    both = {
-        "duration_ms": first.duration_ms + second.duration_ms,
-        "bytes_received": first.bytes_received + second.bytes_received,
-    }
+    duration_ms = first.duration_ms + second.duration_ms
+    bytes_received = first.bytes_received + second.bytes_received
     if second.status is ScrapeStatus.BLOCKED:
         message = f"{seen}; the confirming fetch was blocked: {second.message}"
-        return dataclasses.replace(second, message=message[:500], **both), None
+        return (
+            dataclasses.replace(second, message=message[:500], duration_ms=duration_ms, bytes_received=bytes_received),
+            None,
+        )
     if second.ok and second.price == first.price:
         message = f"{seen}; a second fetch confirmed it."
-        return dataclasses.replace(second, message=message, **both), None
+        return (
+            dataclasses.replace(second, message=message, duration_ms=duration_ms, bytes_received=bytes_received),
+            None,
+        )
     if second.ok:
         again = "no price" if second.price is None else f"{second.price}"
     else:
         again = f"{second.error_kind} ({second.message})"
-    return _unconfirmed(dataclasses.replace(first, **both), f"{seen}; a second fetch said {again}: not recorded.")
+    both = dataclasses.replace(first, duration_ms=duration_ms, bytes_received=bytes_received)
+    return _unconfirmed(both, f"{seen}; a second fetch said {again}: not recorded.")
 
 
 def _unconfirmed(first: ScrapeResult, message: str) -> tuple[ScrapeResult, str | None]:
@@ -249,7 +255,7 @@ def _run_start(
 
 def max_slot_wait() -> float:
     """Seconds a task may wait for a request slot: the task timeout minus the fetch deadline and a margin."""
-    timeout = float(settings.Q_CLUSTER["timeout"])  # type: ignore[arg-type]
+    timeout = float(settings.Q_CLUSTER["timeout"])
     spare = timeout - settings.SCRAPE_TOTAL_TIMEOUT_SECONDS - 15
     return max(1.0, min(MAX_SLOT_WAIT_SECONDS, spare))
 

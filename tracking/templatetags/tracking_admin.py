@@ -9,7 +9,7 @@ from typing import Any
 from django import template
 from django.contrib.admin.templatetags.base import InclusionAdminNode
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import QuerySet
+from django.db.models import DateField, QuerySet
 from django.utils import formats, timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
@@ -29,7 +29,10 @@ def indexed_date_hierarchy(cl: ChangeList) -> dict[str, Any]:
     field_name = cl.date_hierarchy
     year_field, month_field, day_field = (f"{field_name}__{part}" for part in ("year", "month", "day"))
     year, month, day = (cl.params.get(name) for name in (year_field, month_field, day_field))
-    context: dict[str, Any] = {"show": True, "field_name": cl.opts.get_field(field_name).verbose_name}
+    field = cl.opts.get_field(field_name)
+    if not isinstance(field, DateField):  # the admin's checks (admin.E128) make it one; DateTimeField is one too
+        raise TypeError(f"date_hierarchy {field_name!r} is not a date field")
+    context: dict[str, Any] = {"show": True, "field_name": field.verbose_name}
 
     def link(filters: dict[str, Any]) -> str:
         return cl.get_query_string(filters, [f"{field_name}__"])

@@ -57,7 +57,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         host = str(options["host"])
-        port = int(options["port"])  # type: ignore[arg-type]
+        port = int(str(options["port"]))
         # Before anything is migrated, reset or printed: a taken port used to show the banner and
         # its URLs (of whatever else listens there) and only then fail in gunicorn.
         check_port_free(host, port)
@@ -81,7 +81,7 @@ class Command(BaseCommand):
             self._prepare_database()
             logins = demo.seed() if options["demo"] else None
             self._prepare_metrics_dir()
-            web_workers = int(options["web_workers"])  # type: ignore[arg-type]
+            web_workers = int(str(options["web_workers"]))
             self._run(env, host=host, port=port, web_workers=web_workers, cluster=cluster, logins=logins)
         finally:
             if fake_store is not None:

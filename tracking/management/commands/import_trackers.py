@@ -138,7 +138,7 @@ def describe(error: ValidationError) -> str:
     """The messages of a DRF ValidationError as one line."""
     detail = error.detail
     if isinstance(detail, dict):
-        parts = [str(message) for messages in detail.values() for message in messages]  # type: ignore[union-attr]
+        parts = [str(message) for messages in detail.values() for message in messages]
     elif isinstance(detail, list):
         parts = [str(message) for message in detail]
     else:
@@ -162,7 +162,7 @@ class Command(BaseCommand):
         parser.add_argument("--progress-every", type=int, default=100, help="Progress line every N rows (100).")
 
     def handle(self, *args: object, **options: object) -> None:
-        path: Path = options["file"]  # type: ignore[assignment]
+        path = Path(str(options["file"]))
         try:
             user = User.objects.get_by_natural_key(str(options["user"]))
         except User.DoesNotExist:
@@ -177,7 +177,7 @@ class Command(BaseCommand):
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise CommandError(f"Cannot read {path}: {exc}") from None
 
-        every = max(1, int(options["progress_every"]))  # type: ignore[arg-type]
+        every = max(1, int(str(options["progress_every"])))
         outcomes: Counter[str] = Counter()
         # Trackers this import created: id -> (line, ASIN). A later row for the same product is a
         # duplicate of that line, said so in words true of a real run and of a dry run alike (a
