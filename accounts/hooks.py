@@ -11,6 +11,7 @@ the mail server is down. The email is rendered when it is sent
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Protocol
 
 from django.core.exceptions import ImproperlyConfigured
@@ -45,3 +46,23 @@ def account_email_sender() -> AccountEmailSender:
     if _sender is None:
         raise ImproperlyConfigured("No account email sender is registered: is 'notifications' in INSTALLED_APPS?")
     return _sender
+
+
+# --- Marketplaces ----------------------------------------------------------------------------
+# A user's default marketplace is a store code, and the list of marketplaces belongs to scraping,
+# which accounts must not import. tracking (which imports both) registers it at start-up.
+
+_store_codes: Callable[[], Collection[str]] | None = None
+
+
+def register_store_codes(codes: Callable[[], Collection[str]]) -> None:
+    """Make ``codes()`` the source of valid store codes for a profile's ``default_store``."""
+    global _store_codes
+    _store_codes = codes
+
+
+def store_codes() -> Collection[str]:
+    """The store codes a profile's ``default_store`` may name; refuses loudly if none registered."""
+    if _store_codes is None:
+        raise ImproperlyConfigured("No store codes are registered: is 'tracking' in INSTALLED_APPS?")
+    return _store_codes()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import zoneinfo
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import ClassVar
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -24,6 +26,17 @@ def default_max_trackers() -> int:
 def default_manual_scrapes_per_hour() -> int:
     """Deployment default for a new user's manual scrape limit (``USER_MANUAL_SCRAPES_PER_HOUR``)."""
     return settings.USER_MANUAL_SCRAPES_PER_HOUR
+
+
+def default_max_rules_per_tracker() -> int:
+    """Deployment default for a new user's alert rules per tracker (``USER_MAX_RULES_PER_TRACKER``)."""
+    return settings.USER_MAX_RULES_PER_TRACKER
+
+
+@functools.cache
+def time_zone_names() -> frozenset[str]:
+    """The IANA time zone names this system knows (``Europe/Berlin``, ``UTC``...)."""
+    return frozenset(zoneinfo.available_timezones())
 
 
 def normalize_email(email: str) -> str:
@@ -76,6 +89,18 @@ class User(AbstractBaseUser, PermissionsMixin):
     notification_email_verified_at = models.DateTimeField(null=True, blank=True)
     max_trackers = models.PositiveIntegerField(default=default_max_trackers)
     manual_scrapes_per_hour = models.PositiveIntegerField(default=default_manual_scrapes_per_hour)
+    max_rules_per_tracker = models.PositiveIntegerField(default=default_max_rules_per_tracker)
+    # Alert preferences, set by the user. An IANA zone name: quiet hours and the daily limit's
+    # day are in it. Quiet hours (both or neither; start after end spans midnight): alerts
+    # raised then wait and go out when they end. Null limit: no daily limit.
+    timezone = models.CharField(max_length=64, default="UTC")
+    quiet_hours_start = models.TimeField(null=True, blank=True)
+    quiet_hours_end = models.TimeField(null=True, blank=True)
+    max_alerts_per_day = models.PositiveIntegerField(null=True, blank=True)
+    # The marketplace a bare ASIN is looked up on (a store code such as "amazon.de"), and the
+    # language amounts are written in (emails, CSV; blank: English). Checked by the profile API.
+    default_store = models.CharField(max_length=50, default="amazon.com")
+    language = models.CharField(max_length=16, blank=True, default="")
 
     objects = UserManager()
 
@@ -88,6 +113,18 @@ class User(AbstractBaseUser, PermissionsMixin):
         constraints = [
             # Case-insensitive uniqueness in the database, not only in the serializer.
             models.UniqueConstraint(Lower("email"), name="users_email_ci_unique"),
+            models.CheckConstraint(
+                condition=(Q(quiet_hours_start__isnull=True) & Q(quiet_hours_end__isnull=True))
+                | (
+                    Q(quiet_hours_start__isnull=False, quiet_hours_end__isnull=False)
+                    & ~Q(quiet_hours_start=F("quiet_hours_end"))
+                ),
+                name="users_quiet_hours_both_or_neither",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_alerts_per_day__isnull=True) | Q(max_alerts_per_day__gte=1),
+                name="users_max_alerts_per_day_positive",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -131,6 +168,36 @@ class User(AbstractBaseUser, PermissionsMixin):
         if self.email_confirmed:
             return self.email
         return None
+
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The user's time zone (UTC if the stored name is unknown to this system)."""
+        try:
+            return zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return zoneinfo.ZoneInfo("UTC")
+
+    def local_day(self, moment: datetime) -> date:
+        """The calendar day ``moment`` falls on in the user's time zone."""
+        return moment.astimezone(self.zone()).date()
+
+    def quiet_until(self, moment: datetime) -> datetime | None:
+        """When the quiet hours that ``moment`` falls in end (aware UTC), or None outside them.
+
+        Start inclusive, end exclusive, in the user's zone; a start after the end spans midnight
+        (22:00-07:00). Across a daylight-saving change the end is the wall-clock time of that
+        day (an end that does not exist that night is taken as the same offset as before).
+        """
+        start, end = self.quiet_hours_start, self.quiet_hours_end
+        if start is None or end is None or start == end:
+            return None
+        zone = self.zone()
+        local = moment.astimezone(zone)
+        now = local.time().replace(tzinfo=None)
+        quiet = start <= now < end if start < end else now >= start or now < end
+        if not quiet:
+            return None
+        day = local.date() if now < end else local.date() + timedelta(days=1)
+        return datetime.combine(day, end, tzinfo=zone).astimezone(UTC)
 
 
 # The longest window a quota may use; older rows are deleted as new emails are counted.

@@ -293,6 +293,41 @@ def user_confirm_addresses_by_operator(*, email: str, notification: bool = False
     return confirmed
 
 
+def user_update_locale(*, user: User, default_store: str | None = None, language: str | None = None) -> User:
+    """Set the user's default marketplace (for bare ASINs) and language (for amounts in emails).
+
+    Both are checked by the caller (the profile serializer: a known store code, a language Babel
+    knows); only the given fields are written.
+    """
+    changes = {
+        name: value
+        for name, value in (("default_store", default_store), ("language", language))
+        if value is not None and getattr(user, name) != value
+    }
+    for name, value in changes.items():
+        setattr(user, name, value)
+    if changes:
+        user.save(update_fields=list(changes))
+    return user
+
+
+def user_update_alert_preferences(*, user: User, changes: dict[str, object]) -> User:
+    """Set the user's time zone, quiet hours (``quiet_hours_start``/``_end``, both or neither) and
+    daily alert limit (``max_alerts_per_day``, None: no limit); only the given fields are written.
+
+    Checked by the caller (the profile serializer: a known IANA zone, two different clock times,
+    a limit of at least 1); the database checks the quiet hours and the limit again. Alerts
+    already waiting for quiet hours to end keep their time.
+    """
+    allowed = {"timezone", "quiet_hours_start", "quiet_hours_end", "max_alerts_per_day"}
+    updates = {name: value for name, value in changes.items() if name in allowed and getattr(user, name) != value}
+    for name, value in updates.items():
+        setattr(user, name, value)
+    if updates:
+        user.save(update_fields=list(updates))
+    return user
+
+
 def user_update_notification_email(*, user: User, notification_email: str) -> User:
     """Set where alerts go; a new address must be confirmed before alerts are sent there.
 

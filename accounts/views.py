@@ -124,10 +124,12 @@ class MeView(APIView):
 
     @extend_schema(
         tags=[TAG],
-        summary="Change where alerts go",
-        description="Only `notification_email` is writable. A new address is emailed a confirmation "
-        "link; until it is confirmed alerts keep going to the confirmed login address. Changes per account "
-        "and confirmation emails per address are limited (429, nothing changed).",
+        summary="Change where alerts go, your default marketplace and language, quiet hours and limits",
+        description="`notification_email`, `default_store` and `language` are writable. A new address is "
+        "emailed a confirmation link; until it is confirmed alerts keep going to the confirmed login address. "
+        "Changes per account and confirmation emails per address are limited (429, nothing changed). "
+        "`default_store` is the marketplace a bare ASIN is added on; `language` formats amounts in emails. "
+        "`timezone`, `quiet_hours` and `max_alerts_per_day` shape when alerts are sent.",
         request=ProfileSerializer,
         responses={200: ProfileSerializer, 400: INVALID_INPUT, 401: UNAUTHORIZED, 429: EMAIL_LIMIT},
     )
@@ -138,6 +140,20 @@ class MeView(APIView):
         if "notification_email" in serializer.validated_data:
             user = services.user_update_notification_email(
                 user=user, notification_email=serializer.validated_data["notification_email"]
+            )
+        preferences = {"timezone", "quiet_hours_start", "quiet_hours_end", "max_alerts_per_day"}
+        if preferences & set(serializer.validated_data):
+            user = services.user_update_alert_preferences(
+                user=user,
+                changes={
+                    name: serializer.validated_data[name] for name in preferences & set(serializer.validated_data)
+                },
+            )
+        if {"default_store", "language"} & set(serializer.validated_data):
+            user = services.user_update_locale(
+                user=user,
+                default_store=serializer.validated_data.get("default_store"),
+                language=serializer.validated_data.get("language"),
             )
         return Response(ProfileSerializer(user).data)
 

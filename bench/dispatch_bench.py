@@ -49,7 +49,7 @@ def seed(*, products: int, due: int) -> None:
 
     from accounts.models import User
     from scraping.models import get_store
-    from tracking.models import Product, Tracker
+    from tracking.models import AlertRule, Product, Tracker
 
     store = get_store("amazon.com")
     store.requests_per_minute = 1000
@@ -79,15 +79,17 @@ def seed(*, products: int, due: int) -> None:
                 )
             )
         created = Product.objects.bulk_create(rows, batch_size=BATCH)
-        Tracker.objects.bulk_create(
+        trackers = Tracker.objects.bulk_create(
             [
-                Tracker(
-                    user=users[(start + k) // TRACKERS_PER_USER],
-                    product=product,
-                    target_price=Decimal("10.00"),
-                    interval_minutes=360,
-                )
+                Tracker(user=users[(start + k) // TRACKERS_PER_USER], product=product, interval_minutes=360)
                 for k, product in enumerate(created)
+            ],
+            batch_size=BATCH,
+        )
+        AlertRule.objects.bulk_create(
+            [
+                AlertRule(tracker=tracker, kind="below_target", price=Decimal("10.00"), repeat="once")
+                for tracker in trackers
             ],
             batch_size=BATCH,
         )

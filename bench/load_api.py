@@ -134,7 +134,7 @@ def seed(*, users: int, trackers: int, points: int) -> Seeded:
     from accounts.models import User
     from fakestore.server import default_price
     from scraping.models import get_store
-    from tracking.models import PricePoint, Product, RunStatus, ScrapeRun, Tracker
+    from tracking.models import AlertRule, PricePoint, Product, RunStatus, ScrapeRun, Tracker
 
     store = get_store("amazon.com")
     store.min_interval_minutes = 1
@@ -183,10 +183,13 @@ def seed(*, users: int, trackers: int, points: int) -> Seeded:
         user = User.objects.create_user(
             f"load{u}@example.com", "load-password-123", email_verified_at=now, max_trackers=trackers
         )
-        Tracker.objects.bulk_create(
+        created = Tracker.objects.bulk_create(
+            (Tracker(user=user, product=product, interval_minutes=1) for product in products), batch_size=2000
+        )
+        AlertRule.objects.bulk_create(
             (
-                Tracker(user=user, product=product, target_price=Decimal("1.00"), interval_minutes=1)
-                for product in products
+                AlertRule(tracker=tracker, kind="below_target", price=Decimal("1.00"), repeat="once")
+                for tracker in created
             ),
             batch_size=2000,
         )

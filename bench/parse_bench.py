@@ -9,8 +9,10 @@ DOM-based parser pays), a full ``BeautifulSoup(page, "lxml")`` (what a naive par
 ``analyse()`` (classify + parse). Each figure is the median of ``--repeat`` runs. It then reports
 the medians, the analyse/lxml ratio, the peak Python heap of one ``analyse()`` and of one full
 BeautifulSoup parse (tracemalloc; libxml2's own C buffers are not counted), the process's peak
-RSS, and the median ``analyse()`` time on captcha and error pages. Skips cleanly (exit 0) when
-the corpus is absent.
+RSS, and the median ``analyse()`` time on captcha and error pages. The ratio is also given for
+amazon.com pages and for the other marketplaces' pages apart (the manifest's ``non_us``), each
+analysed with its marketplace's currency as the provider passes it, so a non-US page can be
+seen to cost no more than a US one. Skips cleanly (exit 0) when the corpus is absent.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from bs4 import BeautifulSoup
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scraping.pages import analyse  # noqa: E402  (needs the repository root on sys.path)
+from scraping.marketplaces import find_marketplace  # noqa: E402  (needs the repository root on sys.path)
+from scraping.pages import analyse  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "amazon"
 
@@ -70,6 +73,11 @@ def main() -> int:
         return 0
     entries = json.loads(manifest.read_text(encoding="utf-8"))
     pages = {entry["id"]: (entry["kind"], (CORPUS / "pages" / f"{entry['id']}.html").read_bytes()) for entry in entries}
+    # The marketplace's currency, as the provider of the page's store passes it to analyse().
+    hints = {
+        entry["id"]: getattr(find_marketplace(entry.get("marketplace", "")), "currency", None) for entry in entries
+    }
+    non_us = {entry["id"] for entry in entries if entry.get("non_us")}
     analyse(200, "text/html", next(body for kind, body in pages.values() if kind == "product"))  # warm imports
 
     print(f"python {platform.python_version()}, {platform.machine()}, {len(pages)} pages from {CORPUS}")
@@ -80,8 +88,9 @@ def main() -> int:
             continue
         lxml_ms = median_ms(partial(lxml.html.fromstring, body), args.repeat)
         soup_ms = median_ms(partial(BeautifulSoup, body, "lxml"), args.soup_repeat)
-        ours_ms = median_ms(partial(analyse, 200, "text/html", body), args.repeat)
-        ours_kib = peak_kib(partial(analyse, 200, "text/html", body))
+        ours = partial(analyse, 200, "text/html", body, currency_hint=hints[page_id])
+        ours_ms = median_ms(ours, args.repeat)
+        ours_kib = peak_kib(ours)
         rows.append((page_id, len(body), lxml_ms, soup_ms, ours_ms, ours_kib))
         print(
             f"{page_id[:52]:52} {len(body) / 1024:6.0f} {lxml_ms:8.1f} {soup_ms:8.1f} {ours_ms:8.1f}"
@@ -106,6 +115,16 @@ def main() -> int:
     print(f"median analyse(): {med(4):.1f} ms")
     print(f"median ratio analyse/lxml (per page): {statistics.median(row[4] / row[2] for row in rows):.2f}")
     print(f"worst ratio analyse/lxml: {max(row[4] / row[2] for row in rows):.2f}")
+    for label, group in (
+        ("amazon.com", [row for row in rows if row[0] not in non_us]),
+        ("other marketplaces", [row for row in rows if row[0] in non_us]),
+    ):
+        if group:
+            ratios = [row[4] / row[2] for row in group]
+            print(
+                f"  {label} ({len(group)} pages): median ratio {statistics.median(ratios):.2f}, "
+                f"worst {max(ratios):.2f}, median analyse() {statistics.median(row[4] for row in group):.1f} ms"
+            )
     print(f"peak Python heap of one analyse(): median {med(5):.0f} KiB, max {max(row[5] for row in rows):.0f} KiB")
     print(f"peak Python heap of one full BeautifulSoup parse of the largest page ({largest[0]}): {soup_kib:.0f} KiB")
     print(f"captcha/error pages: {len(blocked_ms)}, median analyse(): {statistics.median(blocked_ms) * 1000:.0f} us")

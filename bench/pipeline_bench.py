@@ -220,7 +220,7 @@ def seed(*, products: int) -> None:
 
     from accounts.models import User
     from scraping.models import get_store
-    from tracking.models import Product, Tracker
+    from tracking.models import AlertRule, Product, Tracker
 
     store = get_store("amazon.com")
     store.requests_per_minute = 1_000_000
@@ -232,8 +232,9 @@ def seed(*, products: int) -> None:
     created = Product.objects.bulk_create(
         [Product(store=store, asin=f"B0{i:08d}", interval_minutes=60, next_scrape_at=now) for i in range(products)]
     )
-    Tracker.objects.bulk_create(
-        [Tracker(user=user, product=p, target_price=Decimal("1.00"), interval_minutes=60) for p in created]
+    trackers = Tracker.objects.bulk_create([Tracker(user=user, product=p, interval_minutes=60) for p in created])
+    AlertRule.objects.bulk_create(
+        [AlertRule(tracker=t, kind="below_target", price=Decimal("1.00"), repeat="once") for t in trackers]
     )
 
 

@@ -2,7 +2,8 @@
 
 Product pages carry the parts our parser reads (``#productTitle``, ``.priceToPay``, ``.basisPrice``,
 ``#availability``, the buy box) plus decoy prices further down, like the real thing; block pages
-reproduce the markers Amazon's captcha, WAF and error pages carry (docs/decisions.md). Pure
+reproduce the markers Amazon's captcha, WAF and error pages carry (docs/decisions.md). Every page
+is dressed for its marketplace (:mod:`fakestore.markets`: language, currency format, host). Pure
 functions of a :class:`Plan`: no state, no I/O.
 """
 
@@ -16,6 +17,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from fakestore.control import default_price
+from fakestore.markets import DEFAULT_MARKET, Market, market, money, price_parts
 
 HTML_TYPE = "text/html;charset=UTF-8"  # as Amazon writes it
 
@@ -34,6 +36,7 @@ class Plan:
     latency_seconds: float
     padding_kb: int
     hop: int = 0
+    market: str = DEFAULT_MARKET
 
 
 # --- pages (our own markup, modelled on amazon.com's 2024+ desktop layout) ------------------------
@@ -41,22 +44,27 @@ class Plan:
 FAKE_JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 512 + b"\xff\xd9"
 
 
-def _usd(amount: Decimal) -> str:
-    return f"${amount:,.2f}"
-
-
 def _slug(title: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-")[:60] or "product"
 
 
-def _price_to_pay(price: Decimal) -> str:
-    whole, fraction = f"{price:,.2f}".split(".")
+def _price_to_pay(price: Decimal, shop: Market) -> str:
+    parts = price_parts(price, shop)
+    symbol = f'<span class="a-price-symbol">{html.escape(parts.symbol)}</span>'
+    whole = f'<span class="a-price-whole">{parts.whole}'
+    if parts.fraction:
+        whole += (
+            f'<span class="a-price-decimal">{parts.decimal_mark}</span></span>'
+            f'<span class="a-price-fraction">{parts.fraction}</span>'
+        )
+    else:  # yen: no decimals at all
+        whole += "</span>"
     return (
-        f'<span id="apex-pricetopay-accessibility-label" class="aok-offscreen"> {_usd(price)} </span>'
+        f'<span id="apex-pricetopay-accessibility-label" class="aok-offscreen"> {money(price, shop)} </span>'
         '<span class="a-price aok-align-center reinventPricePriceToPayMargin priceToPay apex-pricetopay-value" '
         'data-a-size="xl" data-a-color="base"><span class="a-offscreen"> </span><span aria-hidden="true">'
-        f'<span class="a-price-symbol">$</span><span class="a-price-whole">{whole}<span class="a-price-decimal">.'
-        f'</span></span><span class="a-price-fraction">{fraction}</span></span></span>'
+        + (symbol + whole if parts.symbol_first else whole + symbol)
+        + "</span></span>"
     )
 
 
@@ -73,42 +81,47 @@ def _core_price(plan: Plan) -> str:
             '<span aria-hidden="true" class="a-size-large a-color-price savingPriceOverride aok-align-center '
             f'reinventPriceSavingsPercentageMargin savingsPercentage">-{percent}%</span>'
         )
+        shop = market(plan.market)
+        listed = html.escape(money(plan.list_price, shop))
         basis = (
             '<div class="a-section a-spacing-small aok-align-center"><span><span class="aok-relative">'
-            '<span class="a-size-small a-color-secondary aok-align-center basisPrice">List Price: '
+            f'<span class="a-size-small a-color-secondary aok-align-center basisPrice">{shop.texts.list_price} '
             '<span class="a-price a-text-price" data-a-size="s" data-a-strike="true" data-a-color="secondary">'
-            f'<span class="a-offscreen">{_usd(plan.list_price)}</span><span aria-hidden="true">'
-            f"{_usd(plan.list_price)}</span></span></span></span></span></div>"
+            f'<span class="a-offscreen">{listed}</span><span aria-hidden="true">'
+            f"{listed}</span></span></span></span></span></div>"
         )
     return (
         '<div id="corePriceDisplay_desktop_feature_div" class="celwidget" data-feature-name="corePriceDisplay_desktop" '
         f'data-csa-c-type="widget" data-csa-c-asin="{plan.asin}">'
         '<style type="text/css">.savingPriceOverride { color:#CC0C39!important; font-weight: 300!important; }</style>'
         '<div class="a-section a-spacing-none aok-align-center aok-relative apex-core-price-identifier">'
-        f"{savings}{_price_to_pay(plan.price)}"
+        f"{savings}{_price_to_pay(plan.price, market(plan.market))}"
         '<span id="taxInclusiveMessage" class="a-size-mini a-color-base aok-align-center aok-nowrap"></span></div>'
         f"{basis}</div>"
     )
 
 
 def _availability(plan: Plan) -> str:
+    texts = market(plan.market).texts
     if plan.availability == "unavailable":
-        message = "Currently unavailable."
+        message = texts.unavailable
+        more = "We don't know when or if this item will be back in stock." if plan.market == DEFAULT_MARKET else ""
         return (
             '<div id="outOfStock" class="a-box"><div class="a-box-inner"><div class="a-section a-spacing-small">'
             f'<span class="a-color-price a-text-bold">{message}</span><br>'
-            "We don't know when or if this item will be back in stock.</div></div></div>"
+            f"{more}</div></div></div>"
             '<div id="availability" class="a-section a-spacing-base">'
             f'<span class="a-size-medium a-color-price">{message}</span></div>'
         )
     if plan.availability == "out_of_stock":
+        more = "We are working hard to be back in stock as soon as possible." if plan.market == DEFAULT_MARKET else ""
         return (
             '<div id="availability" class="a-section a-spacing-base"><span class="a-size-medium a-color-price">'
-            "Temporarily out of stock.</span><br>We are working hard to be back in stock as soon as possible.</div>"
+            f"{texts.out_of_stock}</span><br>{more}</div>"
         )
     return (
         '<div id="availability" class="a-section a-spacing-base a-spacing-top-micro">'
-        '<span class="a-size-medium a-color-success primary-availability-message"> In Stock </span></div>'
+        f'<span class="a-size-medium a-color-success primary-availability-message"> {texts.in_stock} </span></div>'
     )
 
 
@@ -135,7 +148,8 @@ def _buy_box(plan: Plan) -> str:
     offers = (
         '<div id="olpLinkWidget_feature_div" class="celwidget"><a class="a-link-normal" '
         f'href="/gp/offer-listing/{plan.asin}/ref=dp_olp_NEW_mbc">Other sellers on Amazon: New (4) from '
-        f'<span class="a-price" data-a-size="s"><span class="a-offscreen">{_usd(plan.price * Decimal("0.93"))}'
+        '<span class="a-price" data-a-size="s"><span class="a-offscreen">'
+        f"{html.escape(money(plan.price * Decimal('0.93'), market(plan.market)))}"
         "</span></span></a></div>"
         if buyable and plan.price
         else ""
@@ -149,7 +163,7 @@ def _buy_box(plan: Plan) -> str:
         '<input type="hidden" id="session-id" name="session-id" value="000-0000000-0000000">'
         f"{_QUANTITY}{buttons}</form>"
         '<div id="merchantInfoFeature_feature_div" class="celwidget"><span class="a-size-small">Ships from '
-        'Amazon.com</span> <span class="a-size-small">Sold by Amazon.com</span></div>'
+        f'{market(plan.market).name}</span> <span class="a-size-small">Sold by {market(plan.market).name}</span></div>'
         f"{offers}</div></div>"
     )
 
@@ -157,14 +171,16 @@ def _buy_box(plan: Plan) -> str:
 def _related(plan: Plan) -> str:
     # Decoy prices of other products, below the fold, as on every real page.
     cards = []
+    shop = market(plan.market)
     for index in range(1, 5):
         other = f"B0FAKE{index:04d}"
+        decoy = html.escape(money(default_price(other), shop))
         cards.append(
             '<li class="a-carousel-card"><div class="a-section sims-fbt-image-box">'
             f'<a class="a-link-normal" href="/dp/{other}/ref=sims_dp_d_dex_popular_subs_t3_v6_d_sccl_2_{index}">'
             f"FakeBrand Accessory {index}</a>"
             f'<span class="a-price" data-a-size="m" data-a-color="base"><span class="a-offscreen">'
-            f'{_usd(default_price(other))}</span><span aria-hidden="true">{_usd(default_price(other))}</span>'
+            f'{decoy}</span><span aria-hidden="true">{decoy}</span>'
             "</span></div></li>"
         )
     return (
@@ -176,14 +192,15 @@ def _related(plan: Plan) -> str:
 
 def product_page(plan: Plan) -> bytes:
     title = html.escape(plan.title)
+    shop = market(plan.market)
     head_padding, tail_padding = _padding(plan.padding_kb)
     return (
-        '<!doctype html><html lang="en-us" class="a-no-js" data-19ax5a9jf="dingo"><head>'
+        f'<!doctype html><html lang="{shop.html_lang}" class="a-no-js" data-19ax5a9jf="dingo"><head>'
         '<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Amazon.com: {title} : Everything Else</title>"
-        f'<link rel="canonical" href="https://www.amazon.com/{_slug(plan.title)}/dp/{plan.asin}">'
+        f"<title>{shop.name}: {title} : Everything Else</title>"
+        f'<link rel="canonical" href="https://www.{shop.code}/{_slug(plan.title)}/dp/{plan.asin}">'
         f'<meta name="description" content="{title}">'
-        "<script>var ue_t0=ue_t0||+new Date();var ue_sn='www.amazon.com';</script>"
+        f"<script>var ue_t0=ue_t0||+new Date();var ue_sn='www.{shop.code}';</script>"
         "</head>"
         '<body class="a-m-us a-aui_72554-c a-aui_killswitch_csa_logger_372963-c dp"><div id="a-page">'
         '<header id="navbar-main" class="nav-opt-sprite"><div id="nav-belt">'
@@ -219,20 +236,26 @@ def product_page(plan: Plan) -> bytes:
     ).encode()
 
 
-def captcha_page(asin: str) -> bytes:
+def captcha_page(asin: str, market_code: str = DEFAULT_MARKET) -> bytes:
+    shop = market(market_code)
+    english = shop.texts.captcha.startswith("Type the characters")
+    lead = (
+        '<h4>Enter the characters you see below</h4><p class="a-last">Sorry, we just need to make sure you\'re not '
+        "a robot. For best results, please make sure your browser is accepting cookies.</p>"
+        if english
+        else f"<h4>{shop.texts.captcha}</h4>"
+    )
     return (
-        '<!doctype html><html lang="en-us" class="a-no-js"><head><meta charset="utf-8">'
-        '<title dir="ltr">Amazon.com</title>'
-        '<script>var ue_sn = "opfcaptcha.amazon.com", ue_id = "FAKESTORE0000000000";</script></head><body>'
+        f'<!doctype html><html lang="{shop.html_lang}" class="a-no-js"><head><meta charset="utf-8">'
+        f'<title dir="ltr">{shop.name}</title>'
+        f'<script>var ue_sn = "opfcaptcha.{shop.code}", ue_id = "FAKESTORE0000000000";</script></head><body>'
         "<!-- To discuss automated access to Amazon data please contact api-services-support@amazon.com. -->"
         '<div class="a-container a-padding-double-large"><div class="a-row a-spacing-double-large">'
-        '<div class="a-box a-alert a-alert-info a-spacing-base"><div class="a-box-inner">'
-        '<h4>Enter the characters you see below</h4><p class="a-last">Sorry, we just need to make sure you\'re not '
-        "a robot. For best results, please make sure your browser is accepting cookies.</p></div></div>"
+        f'<div class="a-box a-alert a-alert-info a-spacing-base"><div class="a-box-inner">{lead}</div></div>'
         '<form method="get" action="/errors/validateCaptcha" name="">'
         '<input type="hidden" name="amzn" value="ZmFrZXN0b3JlLWNhcHRjaGE=">'
         f'<input type="hidden" name="amzn-r" value="/dp/{asin}">'
-        "<h4>Type the characters you see in this image:</h4>"
+        f"<h4>{shop.texts.captcha}</h4>"
         '<div class="a-row a-text-center"><img src="/captcha/fakestore/Captcha_fake.jpg"></div>'
         '<input autocomplete="off" spellcheck="false" placeholder="Type characters" id="captchacharacters" '
         'name="field-keywords" autocapitalize="off" type="text">'
@@ -242,13 +265,14 @@ def captcha_page(asin: str) -> bytes:
     ).encode()
 
 
-def soft_captcha_page(asin: str) -> bytes:
+def soft_captcha_page(asin: str, market_code: str = DEFAULT_MARKET) -> bytes:
+    shop = market(market_code)
     return (
-        '<!doctype html><html lang="en-us" class="a-no-js"><head><meta charset="utf-8">'
-        '<title dir="ltr">Amazon.com</title></head><body>'
+        f'<!doctype html><html lang="{shop.html_lang}" class="a-no-js"><head><meta charset="utf-8">'
+        f'<title dir="ltr">{shop.name}</title></head><body>'
         '<div class="a-container a-padding-double-large"><div class="a-row a-spacing-double-large">'
         '<div class="a-section"><div class="a-box a-color-offset-background"><div class="a-box-inner">'
-        "<h4>Click the button below to continue shopping</h4>"
+        f"<h4>{shop.texts.soft_captcha}</h4>"
         '<form method="get" action="/errors/validateCaptcha" name="">'
         '<input type="hidden" name="amzn" value="ZmFrZXN0b3JlLXNvZnQ=">'
         f'<input type="hidden" name="amzn-r" value="/dp/{asin}">'
@@ -287,9 +311,9 @@ def _dogs_page(title: str, message: str, ref: str, image: str) -> bytes:
     ).encode()
 
 
-def dogs_503_page() -> bytes:
+def dogs_503_page(market_code: str = DEFAULT_MARKET) -> bytes:
     return _dogs_page(
-        "Sorry! Something went wrong!",
+        market(market_code).texts.something_went_wrong,
         "Sorry! Something went wrong on our end. Please go back and try again or go to Amazon's home page.",
         "cs_503",
         "500_503.png",

@@ -1,5 +1,13 @@
-"""A fake amazon.com of our own, on loopback, for tests, demos and benchmarks: the HTTP server
+"""A fake Amazon of our own, on loopback, for tests, demos and benchmarks: the HTTP server
 and its JSON control API (state in :mod:`fakestore.control`, markup in :mod:`fakestore.pages`).
+
+One server stands in for every marketplace (:mod:`fakestore.markets`): a request is for the
+marketplace its path prefix names (``/amazon.de/dp/ASIN``, and likewise ``/amazon.de/_control/...``)
+or, without one, its ``Host`` header (``www.amazon.de``), else amazon.com. Pages then speak the
+marketplace's language and print its currency; products, counts and faults are per marketplace
+(the same ASIN on amazon.com and amazon.de are two products), and a fault mix can be set for one
+marketplace alone (``POST /amazon.de/_control/faults``), so one store can be blocked while the
+others run. Point a store at it with ``STORE_BASE_URLS=amazon.de=http://127.0.0.1:<port>/amazon.de``.
 
 It serves ``GET /dp/<ASIN>`` as product pages modelled on the 2024+ desktop layout (our own
 markup, not copies of Amazon's): ``#productTitle``, ``#corePriceDisplay_desktop_feature_div`` with
@@ -56,6 +64,7 @@ from fakestore.control import (
     apply_changes,
     default_price,
 )
+from fakestore.markets import DEFAULT_MARKET, market, market_of_request
 from fakestore.pages import (
     FAKE_JPEG,
     HTML_TYPE,
@@ -159,62 +168,76 @@ class FakeStore:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def url(self, asin: str) -> str:
-        """``{base_url}/dp/{asin}``."""
-        return f"{self.base_url}/dp/{asin}"
+    def url(self, asin: str, marketplace: str | None = None) -> str:
+        """``{base_url}/dp/{asin}``, or ``{base_url}/amazon.de/dp/{asin}`` for a marketplace."""
+        return f"{self.market_url(marketplace)}/dp/{asin}" if marketplace else f"{self.base_url}/dp/{asin}"
+
+    def market_url(self, marketplace: str | None) -> str:
+        """The base URL that serves ``marketplace`` (``{base_url}/amazon.de``), for STORE_BASE_URLS."""
+        return f"{self.base_url}/{market(marketplace).code}"
 
     # --- control -------------------------------------------------------------------------------
 
     def _reset_state(self) -> None:
         with self._lock:
-            self._products: dict[str, FakeProduct] = {}
-            self._counts: dict[str, int] = {}
+            # Keyed by (marketplace, ASIN): the same ASIN on two marketplaces is two products.
+            self._products: dict[tuple[str, str], FakeProduct] = {}
+            self._counts: dict[tuple[str, str], int] = {}
             self._config: dict[str, Any] = dict(self._defaults)
+            # Fault mixes: None is every marketplace's, a code overrides it for that marketplace.
+            self._faults: dict[str | None, tuple[float, tuple[str, ...], random.Random]] = {}
             rate, kinds, seed = self._fault_defaults
-            self._set_faults_locked(rate, kinds, seed)
+            self._set_faults_locked(rate, kinds, seed, None)
 
     def reset(self) -> None:
         """Forget products, counts and faults; back to the constructor's configuration."""
         self._reset_state()
 
-    def _product_locked(self, asin: str) -> FakeProduct:
+    def _product_locked(self, asin: str, marketplace: str | None = None) -> FakeProduct:
         asin = asin.upper()
-        product = self._products.get(asin)
+        key = (market(marketplace).code, asin)
+        product = self._products.get(key)
         if product is None:
             product = FakeProduct(
                 asin=asin, title=f"FakeBrand Widget {asin}, Stainless Steel, 2-Pack", price=default_price(asin)
             )
-            self._products[asin] = product
+            self._products[key] = product
         return product
 
-    def set_product(self, asin: str, **changes: Any) -> dict[str, Any]:
-        """Change what ``asin`` serves (keys as in the control API); returns its new state.
-
-        Raises ValueError for an unknown key or a bad value.
+    def set_product(self, asin: str, marketplace: str | None = None, /, **changes: Any) -> dict[str, Any]:
+        """Change what ``asin`` serves on ``marketplace`` (default amazon.com; keys as in the
+        control API); returns its new state. Raises ValueError for an unknown key or a bad value.
         """
         with self._lock:
-            product = self._product_locked(asin)
+            product = self._product_locked(asin, marketplace)
             apply_changes(product, changes)
             return product.as_json()
 
-    def product(self, asin: str) -> dict[str, Any]:
-        """The current state of ``asin`` (created with defaults if never seen)."""
+    def product(self, asin: str, marketplace: str | None = None) -> dict[str, Any]:
+        """The current state of ``asin`` on ``marketplace`` (created with defaults if never seen)."""
         with self._lock:
-            return self._product_locked(asin).as_json()
+            return self._product_locked(asin, marketplace).as_json()
 
-    def set_faults(self, rate: float = 0.0, kinds: list[str] | tuple[str, ...] | None = None, seed: int = 0) -> None:
-        """Serve a random fault from ``kinds`` to a ``rate`` fraction of requests (seeded)."""
+    def set_faults(
+        self,
+        rate: float = 0.0,
+        kinds: list[str] | tuple[str, ...] | None = None,
+        seed: int = 0,
+        marketplace: str | None = None,
+    ) -> None:
+        """Serve a random fault from ``kinds`` to a ``rate`` fraction of requests (seeded); with
+        ``marketplace``, to that marketplace's requests only (the others keep the global mix)."""
+        code = market(marketplace).code if marketplace else None
         with self._lock:
-            self._set_faults_locked(rate, tuple(kinds) if kinds else DEFAULT_FAULT_MIX, seed)
+            self._set_faults_locked(rate, tuple(kinds) if kinds else DEFAULT_FAULT_MIX, seed, code)
 
-    def _set_faults_locked(self, rate: float, kinds: tuple[str, ...], seed: int) -> None:
+    def _set_faults_locked(self, rate: float, kinds: tuple[str, ...], seed: int, marketplace: str | None) -> None:
         if not 0.0 <= rate <= 1.0:
             raise ValueError("rate must be between 0 and 1")
         if not kinds or any(kind not in FAULT_KINDS for kind in kinds):
             raise ValueError(f"kinds must be a non-empty list from {', '.join(FAULT_KINDS)}")
-        self._fault_rate = rate
-        self._fault_kinds = kinds
-        self._rng = random.Random(seed)  # noqa: S311 - reproducible fault draws, not security
+        rng = random.Random(seed)  # noqa: S311 - reproducible fault draws, not security
+        self._faults[marketplace] = (rate, kinds, rng)
 
     def configure(self, **changes: Any) -> dict[str, Any]:
         """Change store-wide settings: latency_ms, padding_kb, slow_seconds, drip_interval_ms,
@@ -229,27 +252,43 @@ class FakeStore:
                 self._config[key] = str(value) if isinstance(default, str) else max(0, type(default)(value))
             return dict(self._config)
 
-    def counts(self) -> dict[str, int]:
-        """Requests received per ASIN on ``/dp/`` (faulted ones included)."""
+    def counts(self, marketplace: str | None = None) -> dict[str, int]:
+        """Requests received per ASIN on ``/dp/`` (faulted ones included): on ``marketplace``, or
+        on all marketplaces together when None."""
+        code = market(marketplace).code if marketplace else None
+        totals: dict[str, int] = {}
         with self._lock:
-            return dict(self._counts)
+            for (shop, asin), count in self._counts.items():
+                if code is None or shop == code:
+                    totals[asin] = totals.get(asin, 0) + count
+        return totals
+
+    def market_counts(self) -> dict[str, int]:
+        """Requests received on ``/dp/`` per marketplace."""
+        totals: dict[str, int] = {}
+        with self._lock:
+            for (shop, _), count in self._counts.items():
+                totals[shop] = totals.get(shop, 0) + count
+        return totals
 
     # --- serving -------------------------------------------------------------------------------
 
-    def _plan(self, asin: str, *, bypass_faults: bool, hop: int) -> Plan:
+    def _plan(self, asin: str, *, bypass_faults: bool, hop: int, marketplace: str = DEFAULT_MARKET) -> Plan:
         with self._lock:
-            product = self._product_locked(asin)
-            self._counts[product.asin] = self._counts.get(product.asin, 0) + 1
+            product = self._product_locked(asin, marketplace)
+            key = (marketplace, product.asin)
+            self._counts[key] = self._counts.get(key, 0) + 1
             fault = None
             if not bypass_faults:
+                rate, kinds, rng = self._faults.get(marketplace) or self._faults[None]
                 if product.fault is not None:
                     fault = product.fault
                     if product.fault_times is not None:
                         product.fault_times -= 1
                         if product.fault_times <= 0:
                             product.fault, product.fault_times = None, None
-                elif self._fault_rate and self._rng.random() < self._fault_rate:
-                    fault = self._rng.choice(self._fault_kinds)
+                elif rate and rng.random() < rate:
+                    fault = rng.choice(kinds)
             price = product.current_price(control.clock())
             if fault is None and product.exists:
                 product.served += 1
@@ -264,6 +303,7 @@ class FakeStore:
                 latency_seconds=(self._config["latency_ms"] + product.latency_ms) / 1000,
                 padding_kb=self._config["padding_kb"],
                 hop=hop,
+                market=marketplace,
             )
 
     def _setting(self, key: str) -> Any:
@@ -303,6 +343,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    _prefix = ""  # the request's "/amazon.de" path prefix, kept in the redirects it serves
     timeout = _IDLE_TIMEOUT_SECONDS
     server: _Server
 
@@ -332,31 +373,47 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- routing -------------------------------------------------------------------------------
 
-    def do_GET(self) -> None:
+    def _route(self) -> tuple[str, str]:
+        """The marketplace this request is for (path prefix, else Host) and the path without prefix."""
         parts = urlsplit(self.path)
-        if match := _DP_PATH.fullmatch(parts.path):
-            query = parse_qs(parts.query)
+        shop, path, self._prefix = market_of_request(self.headers.get("Host"), parts.path)
+        return shop.code, path
+
+    def do_GET(self) -> None:
+        marketplace, path = self._route()
+        query = parse_qs(urlsplit(self.path).query)
+        if match := _DP_PATH.fullmatch(path):
             hop = query.get("hop", ["0"])[0]
             self._serve_product(
-                match.group(1), bypass_faults="redirected" in query, hop=int(hop) if hop.isdigit() else 0
+                match.group(1),
+                bypass_faults="redirected" in query,
+                hop=int(hop) if hop.isdigit() else 0,
+                marketplace=marketplace,
             )
-        elif parts.path == "/_control/counts":
+        elif path == "/_control/counts":
             counts = self.store.counts()
-            self._send_json(200, {"total": sum(counts.values()), "products": counts})
-        elif match := _PRODUCT_PATH.fullmatch(parts.path):
-            self._send_json(200, self.store.product(match.group(1)))
+            self._send_json(
+                200, {"total": sum(counts.values()), "products": counts, "marketplaces": self.store.market_counts()}
+            )
+        elif match := _PRODUCT_PATH.fullmatch(path):
+            self._send_json(200, self.store.product(match.group(1), marketplace))
         else:
             self._send(404, not_found_page(), HTML_TYPE)
 
     def do_POST(self) -> None:
-        path = urlsplit(self.path).path
         try:
+            marketplace, path = self._route()
+            # A prefix (or a Host) naming a marketplace scopes a fault mix to it; plain is global.
+            scoped = bool(self._prefix) or marketplace != DEFAULT_MARKET
             payload = self._read_json()
             if match := _PRODUCT_PATH.fullmatch(path):
-                self._send_json(200, self.store.set_product(match.group(1), **payload))
+                self._send_json(200, self.store.set_product(match.group(1), marketplace, **payload))
             elif path == "/_control/faults":
                 self.store.set_faults(
-                    float(payload.get("rate", 0.0)), payload.get("kinds"), int(payload.get("seed", 0))
+                    float(payload.get("rate", 0.0)),
+                    payload.get("kinds"),
+                    int(payload.get("seed", 0)),
+                    marketplace=marketplace if scoped else None,
                 )
                 self._send_json(200, {"ok": True})
             elif path == "/_control/config":
@@ -395,8 +452,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, data: object) -> None:
         self._send(status, json.dumps(data).encode(), "application/json")
 
-    def _serve_product(self, asin: str, *, bypass_faults: bool, hop: int) -> None:
-        plan = self.store._plan(asin, bypass_faults=bypass_faults, hop=hop)
+    def _serve_product(self, asin: str, *, bypass_faults: bool, hop: int, marketplace: str) -> None:
+        plan = self.store._plan(asin, bypass_faults=bypass_faults, hop=hop, marketplace=marketplace)
         if not self.store._sleep(plan.latency_seconds):
             self.close_connection = True
             return
@@ -410,13 +467,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve_fault(self, plan: Plan) -> None:
         fault, asin = plan.fault, plan.asin
         if fault == "captcha":
-            self._send(200, captcha_page(asin), HTML_TYPE)
+            self._send(200, captcha_page(asin, plan.market), HTML_TYPE)
         elif fault == "soft_captcha":
-            self._send(200, soft_captcha_page(asin), HTML_TYPE)
+            self._send(200, soft_captcha_page(asin, plan.market), HTML_TYPE)
         elif fault == "waf":
             self._send(202, waf_page(), "text/html; charset=UTF-8", {"x-amzn-waf-action": "challenge"})
         elif fault == "service_unavailable":
-            self._send(503, dogs_503_page(), HTML_TYPE)
+            self._send(503, dogs_503_page(plan.market), HTML_TYPE)
         elif fault == "rate_limited":
             self._send(429, rate_limited_page(), HTML_TYPE, {"Retry-After": "60"})
         elif fault == "not_found":
@@ -437,9 +494,9 @@ class _Handler(BaseHTTPRequestHandler):
             target = f"{str(self.store._setting('foreign_url')).rstrip('/')}/dp/{asin}"
             self._send(302, b"", HTML_TYPE, {"Location": target})
         elif fault == "redirect_same_host":
-            self._send(301, b"", HTML_TYPE, {"Location": f"/dp/{asin}?redirected=1"})
+            self._send(301, b"", HTML_TYPE, {"Location": f"{self._prefix}/dp/{asin}?redirected=1"})
         elif fault == "redirect_loop":
-            self._send(302, b"", HTML_TYPE, {"Location": f"/dp/{asin}?hop={plan.hop + 1}"})
+            self._send(302, b"", HTML_TYPE, {"Location": f"{self._prefix}/dp/{asin}?hop={plan.hop + 1}"})
         elif fault == "json":
             self._send(200, json.dumps({"asin": asin, "message": "not a page"}).encode(), "application/json")
         elif fault == "image":

@@ -27,6 +27,14 @@ class NotificationStatus(models.TextChoices):
     FAILED = "FAILED", "Failed"  # retried at next_attempt_at; for good when next_attempt_at is null
     HELD = "HELD", "Held"  # the user has no confirmed alert address yet
     CANCELLED = "CANCELLED", "Cancelled"  # an account email no longer needed (address replaced or confirmed)
+    # Alerts only. WAITING: raised during the user's quiet hours; the sweep makes it PENDING at
+    # next_attempt_at (when they end). MERGED: raised while another alert of the same tracker
+    # was WAITING, and folded into it (merged_into): that one email lists both.
+    # SUPPRESSED: recorded, never sent (every rule that fired was in its cooldown, or the
+    # user's daily limit was reached); its reasons say which.
+    WAITING = "WAITING", "Waiting for quiet hours to end"
+    MERGED = "MERGED", "Merged into a waiting alert"
+    SUPPRESSED = "SUPPRESSED", "Suppressed"
 
 
 class NotificationKind(models.TextChoices):
@@ -36,13 +44,25 @@ class NotificationKind(models.TextChoices):
     PASSWORD_RESET = AccountEmailKind.PASSWORD_RESET.value, "Password reset"
 
 
+class Suppression(models.TextChoices):
+    """Why a rule's firing sent no email (``reasons[].suppressed``)."""
+
+    COOLDOWN = "cooldown", "The rule fired within its cooldown"
+    DAILY_LIMIT = "daily_limit", "The user's daily alert limit was reached"
+
+
 def crossing_key(*, tracker_id: int, price_point_id: int) -> str:
-    """The idempotency key of one crossing: the same tracker and observation give the same key."""
+    """The idempotency key of one alert: the same tracker and observation give the same key."""
     return f"crossing-{tracker_id}-{price_point_id}"
 
 
 class Notification(models.Model):
-    """An outbox row: an alert email for one tracker's crossing below its target, or an account email."""
+    """An outbox row: the alert of one tracker for one observation (every rule that fired), or an
+    account email.
+
+    ``reasons`` lists the rules that fired, strongest first: ``{kind, rule_id, detail,
+    observed_price, observed_at, suppressed}`` (``suppressed``: "" or a :class:`Suppression`).
+    """
 
     kind = models.CharField(max_length=24, choices=NotificationKind.choices, default=NotificationKind.ALERT)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
@@ -57,10 +77,18 @@ class Notification(models.Model):
     price_point = models.ForeignKey(
         "tracking.PricePoint", on_delete=models.PROTECT, null=True, blank=True, related_name="notifications"
     )
-    # Copies, so the record reads the same after the tracker's target changes or it is deleted.
+    # Copies, so the record reads the same after the tracker's rules change or it is deleted.
+    # price: the observed price; previous_price: the previous successful observation's (null
+    # for the first); target_price: the below_target rule's price when one fired (else null).
     price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    previous_price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     target_price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True, default="")
+    reasons = models.JSONField(default=list, blank=True)
+    # MERGED rows: the WAITING alert of the same tracker whose email carries this one's reasons.
+    merged_into = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="merged", editable=False
+    )
 
     # Survives the tracker's deletion (unlike the (tracker, price_point) constraint, whose
     # tracker becomes NULL) and names the crossing in the Message-ID.
@@ -73,7 +101,7 @@ class Notification(models.Model):
     # "<ExceptionClass>: <short message>" of the last failure; never credentials.
     last_error = models.CharField(max_length=300, blank=True, default="")
     # PENDING: when the sweep assumes the enqueued task was lost and kicks it again.
-    # FAILED: when to retry (null: given up for good).
+    # FAILED: when to retry (null: given up for good). WAITING: when the quiet hours end.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # SENDING: past this time the worker is presumed dead and the sweep takes the row back.
     lease_until = models.DateTimeField(null=True, blank=True)
@@ -83,6 +111,10 @@ class Notification(models.Model):
 
     class Meta:
         db_table = "notifications_sent"
+        # `reasons` is a JSONField. Declared, so that Django's system checks take JSON support as
+        # given instead of opening a connection to ask SQLite at every command's start (which
+        # created an empty default database file before `serve --demo` switched databases).
+        required_db_features = ["supports_json_field"]
         constraints = [
             models.UniqueConstraint(fields=["tracker", "price_point"], name="notifications_one_per_crossing"),
             models.CheckConstraint(
@@ -98,15 +130,29 @@ class Notification(models.Model):
                 name="notifications_sending_has_lease",
             ),
             models.CheckConstraint(condition=Q(price__gte=0), name="notifications_price_not_negative"),
+            models.CheckConstraint(
+                condition=Q(previous_price__isnull=True) | Q(previous_price__gte=0),
+                name="notifications_previous_price_not_negative",
+            ),
             models.CheckConstraint(condition=Q(kind__in=NotificationKind.values), name="notifications_kind_valid"),
-            # An alert names its crossing; an account email names only its recipient.
+            # A merged alert names the alert that carries it, and only a merged one does; a
+            # waiting alert knows when it may go.
+            models.CheckConstraint(
+                condition=Q(status=NotificationStatus.MERGED, merged_into__isnull=False)
+                | (~Q(status=NotificationStatus.MERGED) & Q(merged_into__isnull=True)),
+                name="notifications_merged_iff_merged_into",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=NotificationStatus.WAITING) | Q(next_attempt_at__isnull=False),
+                name="notifications_waiting_has_time",
+            ),
+            # An alert names its tracker's observation; an account email names only its recipient.
             models.CheckConstraint(
                 condition=Q(
                     kind=NotificationKind.ALERT,
                     product__isnull=False,
                     price_point__isnull=False,
                     price__isnull=False,
-                    target_price__isnull=False,
                 )
                 | (
                     ~Q(kind=NotificationKind.ALERT)
@@ -115,6 +161,7 @@ class Notification(models.Model):
                         product__isnull=True,
                         price_point__isnull=True,
                         price__isnull=True,
+                        previous_price__isnull=True,
                         target_price__isnull=True,
                     )
                     & ~Q(to_email="")
@@ -122,6 +169,7 @@ class Notification(models.Model):
                 name="notifications_alert_or_account_email",
             ),
         ]
+        # The (tracker, price_point) unique index also serves "the WAITING alert of this tracker".
         indexes = [
             # API list: WHERE user_id = ? ORDER BY created_at DESC (optionally AND status = ?).
             models.Index(fields=["user", "-created_at"], name="notifications_user_idx"),
@@ -138,3 +186,30 @@ class Notification(models.Model):
         if self.kind != NotificationKind.ALERT:
             return f"notification {self.pk} {self.status} {self.kind}"
         return f"notification {self.pk} {self.status} {self.price} {self.currency}"
+
+
+class DailyAlertCount(models.Model):
+    """How many alerts a user was sent (or has waiting) on one day of their own time zone.
+
+    Serves ``User.max_alerts_per_day``: counted with a conditional UPDATE (``count < limit``)
+    in the transaction that writes the alert, so two workers alerting one user at once cannot
+    both pass the limit. Rows older than a few days are pruned by the outbox sweep.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "alert_daily_counts"
+        constraints = [
+            # One counter per user and day; its index also serves the conditional UPDATE.
+            models.UniqueConstraint(fields=["user", "day"], name="alert_daily_counts_one_per_day"),
+        ]
+        indexes = [
+            # Pruning: DELETE WHERE day < today - a few days.
+            models.Index(fields=["day"], name="alert_daily_counts_day_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} alert(s) for user {self.user_id} on {self.day}"

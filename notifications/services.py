@@ -3,7 +3,10 @@ test emails.
 
 The life of a notification::
 
-    crossing (inside the scrape transaction)      -> PENDING, send task enqueued on commit
+    alert (inside the scrape transaction)         -> PENDING, send task enqueued on commit
+                               during quiet hours -> WAITING   (the sweep makes it PENDING when they end)
+              another alert of the tracker WAITING -> MERGED    (its reasons join that one's email)
+                   cooldown or daily limit reached -> SUPPRESSED (recorded, never sent)
     account email (inside the request transaction)-> PENDING, send task enqueued on commit
     PENDING / FAILED and due --claim--------------> SENDING (lease, attempts + 1)
     SENDING --alert, no confirmed address---------> HELD      (the sweep releases it, or gives up)
@@ -14,7 +17,7 @@ The life of a notification::
 
 Every transition is a conditional UPDATE checked by its row count, so two workers, a
 redelivered task or a sweep racing a slow worker never send one crossing twice. Email failures
-never reach the scrape: the crossing only writes a row and registers an on-commit enqueue.
+never reach the scrape: the alert only writes a row and registers an on-commit enqueue.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Subquery
 from django.utils import timezone
 
 from accounts.emails import account_email_render
@@ -42,9 +45,17 @@ from notifications.emails import (
     build_test_message,
     notification_message_id,
 )
-from notifications.models import Notification, NotificationKind, NotificationStatus, crossing_key
+from notifications.models import (
+    DailyAlertCount,
+    Notification,
+    NotificationKind,
+    NotificationStatus,
+    Suppression,
+    crossing_key,
+)
 from pricetracker.errors import InvalidInput, UpstreamFailed
-from tracking.models import PricePoint, Tracker
+from tracking.hooks import AlertOutcome, AlertReason, TrackerAlert
+from tracking.models import PricePoint
 
 logger = logging.getLogger("notifications")
 
@@ -63,6 +74,8 @@ ENQUEUE_GRACE = timedelta(minutes=1)
 HOLD_LIMIT = timedelta(days=7)
 # At most this many sends are enqueued by one sweep (and expired leases taken back).
 SWEEP_BATCH = 100
+# Daily alert counts are kept this long (a user's day ends at most 14 hours after UTC's).
+DAILY_COUNT_KEEP = timedelta(days=2)
 ERROR_CHARS = 300
 
 NO_ADDRESS = "No confirmed email address for alerts: the alert is held until the user confirms one."
@@ -90,33 +103,143 @@ class SendOutcome(enum.StrEnum):
 # --- Creating and enqueueing -------------------------------------------------------------------
 
 
-def notification_create_for_crossing(tracker: Tracker, price_point: PricePoint) -> Notification:
-    """Write the outbox row for one crossing and enqueue its send after commit.
+def notification_create_for_alert(alert: TrackerAlert) -> AlertOutcome:
+    """Write the outbox row of one tracker alert (every rule that fired on one observation).
 
-    The crossing hook of :mod:`tracking.hooks` (hence positional arguments): called inside the
-    scrape's finishing transaction, so the row commits or rolls back with the price point. A
-    second call for the same crossing returns the existing row and enqueues nothing.
+    The alert hook of :mod:`tracking.hooks`: called inside the scrape's finishing transaction,
+    so the row commits or rolls back with the price point. One row per (tracker, observation),
+    enforced by the database: a second call for the same observation writes nothing
+    (``DUPLICATE``). What the row becomes:
+
+    - every rule in its cooldown: SUPPRESSED (recorded, not sent);
+    - another alert of this tracker is WAITING for the quiet hours to end: MERGED into it (the
+      one email lists both), without counting toward the daily limit again;
+    - the user's daily limit reached: SUPPRESSED;
+    - inside the user's quiet hours: WAITING until they end (the sweep sends it then);
+    - otherwise PENDING, and its send is enqueued after commit.
     """
-    key = crossing_key(tracker_id=tracker.pk, price_point_id=price_point.pk)
+    tracker, point = alert.tracker, alert.point
+    user = tracker.user
+    moment = alert.observed_at
+    reasons = [_reason_json(reason, point) for reason in alert.reasons]
+    fields: dict[str, object] = {
+        "user_id": tracker.user_id,
+        "tracker": tracker,
+        "product_id": point.product_id,
+        "price_point": point,
+        "price": point.price,
+        "previous_price": alert.previous_price,
+        "target_price": alert.target_price,
+        "currency": point.currency,
+        "idempotency_key": crossing_key(tracker_id=tracker.pk, price_point_id=point.pk),
+        "reasons": reasons,
+    }
+    if alert.suppressed:
+        return _create(fields, status=NotificationStatus.SUPPRESSED)
+    has_quiet_hours = user.quiet_hours_start is not None
+    if has_quiet_hours:
+        merged = _merge_into_waiting(fields, tracker_id=tracker.pk, target_price=alert.target_price)
+        if merged is not None:
+            return merged
+    quiet_until = user.quiet_until(moment) if has_quiet_hours else None
     try:
-        # A savepoint: a duplicate must not break the scrape's transaction.
+        # A savepoint: a duplicate must not break the scrape's transaction, and it takes back
+        # the daily count it made.
         with transaction.atomic():
-            notification = Notification.objects.create(
-                user_id=tracker.user_id,
-                tracker=tracker,
-                product_id=price_point.product_id,
-                price_point=price_point,
-                price=price_point.price,
-                target_price=tracker.target_price,
-                currency=price_point.currency,
-                idempotency_key=key,
-                next_attempt_at=timezone.now() + ENQUEUE_GRACE,
-            )
+            if user.max_alerts_per_day is not None and not _count_toward_daily_limit(user=user, moment=moment):
+                fields["reasons"] = [
+                    {**reason, "suppressed": reason["suppressed"] or Suppression.DAILY_LIMIT} for reason in reasons
+                ]
+                Notification.objects.create(**fields, status=NotificationStatus.SUPPRESSED)
+                logger.info("alert for tracker %s suppressed: daily limit", tracker.pk)
+                return AlertOutcome.SUPPRESSED
+            if quiet_until is not None:
+                Notification.objects.create(**fields, status=NotificationStatus.WAITING, next_attempt_at=quiet_until)
+                return AlertOutcome.QUEUED
+            notification = Notification.objects.create(**fields, next_attempt_at=timezone.now() + ENQUEUE_GRACE)
     except IntegrityError:
-        logger.info("notification for %s already recorded", key)
-        return Notification.objects.get(idempotency_key=key)
+        logger.info("alert %s already recorded", fields["idempotency_key"])
+        return AlertOutcome.DUPLICATE
     notification_enqueue(notification_id=notification.pk)
-    return notification
+    return AlertOutcome.QUEUED
+
+
+def _reason_json(reason: AlertReason, point: PricePoint) -> dict[str, object]:
+    """One reason as stored in ``Notification.reasons`` (and shown by the API)."""
+    return {
+        "kind": reason.kind,
+        "rule_id": reason.rule_id,
+        "detail": reason.detail,
+        "observed_price": f"{point.price:.2f}",
+        "observed_at": point.observed_at.isoformat(),
+        "suppressed": reason.suppressed,
+    }
+
+
+def _create(fields: dict[str, object], *, status: NotificationStatus) -> AlertOutcome:
+    """Insert a row that is not sent (SUPPRESSED) in a savepoint; a duplicate writes nothing."""
+    try:
+        with transaction.atomic():
+            Notification.objects.create(**fields, status=status)
+    except IntegrityError:
+        return AlertOutcome.DUPLICATE
+    return AlertOutcome.SUPPRESSED
+
+
+class _NoLongerWaiting(Exception):
+    pass
+
+
+def _merge_into_waiting(fields: dict[str, object], *, tracker_id: int, target_price: object) -> AlertOutcome | None:
+    """Fold this alert into the tracker's WAITING one, if there is one: a MERGED row of its own
+    (so the observation is recorded once) and its reasons added to the waiting row's. None if
+    no alert of the tracker is waiting (or the sweep released it meanwhile).
+    """
+    waiting_id = (
+        Notification.objects.filter(tracker_id=tracker_id, status=NotificationStatus.WAITING)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if waiting_id is None:
+        return None
+    waiting = Notification.objects.filter(pk=waiting_id, status=NotificationStatus.WAITING)
+    try:
+        with transaction.atomic():
+            # The claim: a conditional UPDATE that changes nothing but holds the row until we
+            # commit (PostgreSQL; SQLite writers are serialised anyway). The sweep's own
+            # conditional UPDATE (WAITING -> PENDING) waits for it, then sends our reasons too;
+            # if the sweep got there first, nothing matches and the alert goes on its own.
+            if not waiting.update(next_attempt_at=F("next_attempt_at")):
+                raise _NoLongerWaiting
+            Notification.objects.create(**fields, status=NotificationStatus.MERGED, merged_into_id=waiting_id)
+            # Read and written while we hold the row: no other writer can interleave.
+            current = waiting.values_list("reasons", "target_price").get()
+            changes: dict[str, object] = {"reasons": [*current[0], *fields["reasons"]]}  # type: ignore[misc]
+            if current[1] is None and target_price is not None:
+                changes["target_price"] = target_price
+            waiting.update(**changes)
+    except _NoLongerWaiting:
+        return None
+    except IntegrityError:
+        return AlertOutcome.DUPLICATE
+    logger.info("alert for tracker %s merged into waiting notification %s", tracker_id, waiting_id)
+    return AlertOutcome.QUEUED
+
+
+def _count_toward_daily_limit(*, user: User, moment: datetime) -> bool:
+    """Count one alert on the user's current day; False (nothing counted) if the limit is reached.
+
+    A conditional UPDATE (``count < limit``) on the day's counter row, so concurrent workers
+    alerting the same user never pass the limit together. The limit is read from the row, not
+    from ``user``, which may be stale.
+    """
+    day = user.local_day(moment)
+    DailyAlertCount.objects.bulk_create([DailyAlertCount(user_id=user.pk, day=day)], ignore_conflicts=True)
+    limit = User.objects.filter(pk=user.pk).values("max_alerts_per_day")
+    return bool(
+        DailyAlertCount.objects.filter(user_id=user.pk, day=day, count__lt=Subquery(limit)).update(count=F("count") + 1)
+    )
 
 
 def account_email_create(*, user: User, kind: AccountEmailKind, to_email: str) -> Notification:
@@ -297,11 +420,13 @@ class SweepReport:
     released: int = 0
     gave_up: int = 0
     enqueued: int = 0
+    # WAITING alerts whose quiet hours ended (also counted in ``enqueued``).
+    quiet_hours_ended: int = 0
 
     def __str__(self) -> str:
         return (
             f"expired leases {self.leases_expired}, released {self.released}, "
-            f"gave up {self.gave_up}, enqueued {self.enqueued}"
+            f"gave up {self.gave_up}, enqueued {self.enqueued}, quiet hours ended {self.quiet_hours_ended}"
         )
 
 
@@ -354,13 +479,34 @@ def _enqueue_due(*, now: datetime, limit: int) -> int:
     return enqueued
 
 
+def _end_quiet_hours(*, now: datetime, limit: int) -> int:
+    """WAITING alerts whose quiet hours have ended: PENDING, and a send enqueued for each."""
+    ended = 0
+    due = Notification.objects.filter(status=NotificationStatus.WAITING, next_attempt_at__lte=now)
+    for pk in list(due.order_by("next_attempt_at").values_list("pk", flat=True)[:limit]):
+        # Conditional: an alert being merged into this row holds it until that scrape commits,
+        # then this UPDATE proceeds and the email carries the merged reasons too.
+        if due.filter(pk=pk).update(status=NotificationStatus.PENDING, next_attempt_at=now + ENQUEUE_GRACE):
+            notification_enqueue(notification_id=pk)
+            ended += 1
+    return ended
+
+
+def _prune_daily_counts(*, now: datetime) -> None:
+    """Forget daily alert counts of days that have ended everywhere (a day and a half of margin)."""
+    DailyAlertCount.objects.filter(day__lt=(now - DAILY_COUNT_KEEP).date()).delete()
+
+
 def notifications_sweep(*, now: datetime | None = None, limit: int = SWEEP_BATCH) -> SweepReport:
-    """Recover the outbox (every minute): expired leases, released holds, lost and due sends."""
+    """Recover the outbox (every minute): expired leases, released holds, ended quiet hours,
+    lost and due sends."""
     now = now or timezone.now()
     report = SweepReport()
     report.leases_expired = _take_back_expired_leases(now=now, limit=limit)
     report.released, report.gave_up = _release_held(now=now)
-    report.enqueued = _enqueue_due(now=now, limit=limit)
+    report.quiet_hours_ended = _end_quiet_hours(now=now, limit=limit)
+    report.enqueued = _enqueue_due(now=now, limit=limit) + report.quiet_hours_ended
+    _prune_daily_counts(now=now)
     if report.leases_expired or report.gave_up:
         logger.warning("notification sweep: %s", report)
     return report

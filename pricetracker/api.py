@@ -122,6 +122,29 @@ def _flatten(detail: Any) -> Any:
     return str(detail)
 
 
+def _field_errors(detail: Any, path: str = "") -> dict[str, list[str]]:
+    """Validation errors as ``{field: [messages]}``, nested fields named by their path.
+
+    A nested input (a tracker's ``rules``) fails per item: ``{"rules.1.percent": [...]}``, so
+    every error body keeps the one documented shape whatever the input's depth.
+    """
+    if isinstance(detail, dict):
+        errors: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            inner = path if key == "non_field_errors" and path else f"{path}.{key}" if path else str(key)
+            for name, messages in _field_errors(value, inner).items():
+                errors.setdefault(name, []).extend(messages)
+        return errors
+    if isinstance(detail, list) and any(isinstance(item, (dict, list)) for item in detail):
+        errors = {}
+        for index, item in enumerate(detail):
+            for name, messages in _field_errors(item, f"{path}.{index}" if path else str(index)).items():
+                errors.setdefault(name, []).extend(messages)
+        return errors
+    messages = detail if isinstance(detail, list) else [detail]
+    return {path or "non_field_errors": [str(message) for message in messages]}
+
+
 def _first_message(errors: Any) -> str | None:
     if isinstance(errors, dict):
         for key, value in errors.items():
@@ -198,9 +221,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
     body: dict[str, Any]
     if isinstance(exc, exceptions.ValidationError):
-        errors = _flatten(exc.detail)
-        if not isinstance(errors, dict):
-            errors = {"non_field_errors": errors if isinstance(errors, list) else [errors]}
+        errors = _field_errors(exc.detail)
         body = {"message": _first_message(errors) or "Invalid input.", "code": "invalid", "errors": errors}
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail

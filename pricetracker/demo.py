@@ -12,9 +12,11 @@ Everything runs on this machine and nothing touches the internet or your data:
    thread on a free loopback port and points ``AMAZON_BASE_URL`` at it, migrates, and seeds
    (:func:`seed`): a permissive store policy (1-minute minimum interval), a demo user and an
    admin with confirmed emails and fresh random passwords, and one tracker per
-   :data:`DEMO_PRODUCTS` entry. Their fake prices move with wall-clock time and cross the
-   targets within a few minutes; one is below target from the start (an alert at the first
-   check), one is out of stock, one meets a captcha once (a BLOCKED run).
+   :data:`DEMO_PRODUCTS` entry, with alert rules of every kind. Their fake prices move with
+   wall-clock time and fire the rules within a few minutes: one is below target from the start
+   (an alert at the first check), one drops by more than 5%, one reaches new lows, one is out of
+   stock and comes back (back in stock), one meets a captcha once (a BLOCKED run) and then
+   changes price.
 3. The web server and a qcluster start as usual. The logins, API docs, admin, health and metrics
    URLs are printed; alert emails appear on this console (console mailer, printed by the
    cluster). Ctrl-C stops the web server, the cluster and the fake store.
@@ -23,15 +25,20 @@ Everything runs on this machine and nothing touches the internet or your data:
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.utils import timezone
 
 from fakestore.server import FakeStore
+
+if TYPE_CHECKING:
+    from tracking.services import RuleSpec
 
 # Set in the re-executed process's environment; its absence means "re-execute first".
 DEMO_FLAG = "PRICETRACKER_DEMO"
@@ -45,7 +52,7 @@ STEP_SECONDS = 60
 
 @dataclass(frozen=True, slots=True)
 class DemoProduct:
-    """One fake product and the demo user's tracker for it."""
+    """One fake product and the demo user's tracker for it: a target and other alert rules."""
 
     asin: str
     title: str
@@ -53,26 +60,53 @@ class DemoProduct:
     prices: tuple[str, ...] = ()
     availability: str = "in_stock"
     fault: str | None = None
+    rules: tuple[dict[str, object], ...] = ()
+    # Out of stock at first, back in stock at this price after RETURN_AFTER_STEPS price steps.
+    returns_at: str | None = None
+
+
+RETURN_AFTER_STEPS = 3
 
 
 DEMO_PRODUCTS: tuple[DemoProduct, ...] = (
     # Below target at the first check: an alert within seconds of start-up.
     DemoProduct("B0DEMO0001", "FakeBrand Mechanical Keyboard, 87 Keys", "80.00", ("74.99",)),
-    # Falls through its target after about two minutes.
+    # Drops 8% after a minute (drop_percent), then falls through its target (with another drop).
     DemoProduct(
-        "B0DEMO0002", "FakeBrand Noise-Cancelling Headphones", "200.00", ("249.99", "229.99", "199.00", "189.99")
+        "B0DEMO0002",
+        "FakeBrand Noise-Cancelling Headphones",
+        "200.00",
+        ("249.99", "229.99", "199.00", "189.99"),
+        rules=({"kind": "drop_percent", "percent": "5"},),
     ),
-    # Crosses, goes back up (re-arms), crosses again: two alerts.
+    # New lows, crosses its target, goes back up (re-arms), crosses again.
     DemoProduct(
         "B0DEMO0003",
         "FakeBrand Espresso Machine with Milk Frother",
         "120.00",
         ("139.99", "134.99", "119.99", "129.99", "114.99"),
+        rules=({"kind": "new_low", "days": 30},),
     ),
-    # No price while out of stock: nothing to alert on.
-    DemoProduct("B0DEMO0004", "FakeBrand E-Reader, 6-inch", "99.99", availability="out_of_stock"),
-    # The first request meets a captcha: a BLOCKED run, then a normal one after the backoff.
-    DemoProduct("B0DEMO0005", "FakeBrand Robot Vacuum", "150.00", ("179.99", "149.00"), fault="captcha"),
+    # No price while out of stock; back in stock, below its target, after a few minutes.
+    DemoProduct(
+        "B0DEMO0004",
+        "FakeBrand E-Reader, 6-inch",
+        "99.99",
+        availability="out_of_stock",
+        rules=({"kind": "back_in_stock"},),
+        returns_at="94.99",
+    ),
+    # The first request meets a captcha: a BLOCKED run, then a normal one after the backoff (about
+    # a minute, still the first price: FAILED and BLOCKED runs are not observations), then a
+    # price change (any_change) that also crosses the target.
+    DemoProduct(
+        "B0DEMO0005",
+        "FakeBrand Robot Vacuum",
+        "150.00",
+        ("179.99", "179.99", "149.00"),
+        fault="captcha",
+        rules=({"kind": "any_change", "direction": "down"},),
+    ),
 )
 
 
@@ -128,6 +162,16 @@ def start_fake_store() -> FakeStore:
         if product.fault:
             changes.update(fault=product.fault, fault_times=1)
         store.set_product(product.asin, **changes)
+        if product.returns_at is not None:
+            # A daemon timer: it never keeps the demo from stopping.
+            back = threading.Timer(
+                STEP_SECONDS * RETURN_AFTER_STEPS,
+                store.set_product,
+                args=(product.asin,),
+                kwargs={"availability": "in_stock", "price": product.returns_at},
+            )
+            back.daemon = True
+            back.start()
     return store
 
 
@@ -161,5 +205,21 @@ def seed() -> DemoLogins:
         user = User.objects.create_user(logins.user_email, logins.user_password, email_verified_at=timezone.now())
         User.objects.create_superuser(logins.admin_email, logins.admin_password)
         for product in DEMO_PRODUCTS:
-            tracker_create(user=user, reference=product.asin, target_price=Decimal(product.target), interval_minutes=1)
+            tracker_create(
+                user=user,
+                reference=product.asin,
+                target_price=Decimal(product.target),
+                rules=[demo_rule(rule) for rule in product.rules],
+                interval_minutes=1,
+            )
     return logins
+
+
+def demo_rule(rule: Mapping[str, object]) -> RuleSpec:
+    """A :data:`DEMO_PRODUCTS` rule as the services take it (decimals from their strings)."""
+    from tracking.services import RuleSpec
+
+    values = dict(rule)
+    if "percent" in values:
+        values["percent"] = Decimal(str(values["percent"]))
+    return RuleSpec(**values)  # type: ignore[arg-type]

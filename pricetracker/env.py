@@ -101,6 +101,27 @@ def env_http_url(name: str, default: str, *, environ: Mapping[str, str] | None =
     return value.rstrip("/")
 
 
+def env_http_url_map(name: str, *, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return ``key=url,key=url`` as a dict of keys to http(s) URLs without a trailing slash.
+
+    ``STORE_BASE_URLS=amazon.de=http://127.0.0.1:9001/amazon.de,amazon.co.uk=http://...``: a key
+    is a lower-case host name; each URL must be http(s) with a host. Empty or unset gives {}.
+    """
+    value = _raw(name, environ)
+    result: dict[str, str] = {}
+    for item in (value or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, url = item.partition("=")
+        key = key.strip().lower()
+        if not sep or not key or any(char not in "abcdefghijklmnopqrstuvwxyz0123456789.-" for char in key):
+            raise ImproperlyConfigured(f"{name}: {item.strip()!r} is not host=URL.")
+        if key in result:
+            raise ImproperlyConfigured(f"{name}: {key} is given twice.")
+        result[key] = env_http_url(f"{name}[{key}]", url.strip(), environ={})
+    return result
+
+
 # --- EMAIL_URL -> Django 6.1 MAILERS ---------------------------------------------------------
 
 _CONSOLE = "django.core.mail.backends.console.EmailBackend"

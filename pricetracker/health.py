@@ -185,14 +185,22 @@ class StoreHealth:
 
 
 def store_health(*, now: datetime, limits: StoreLimits | None = None) -> list[StoreHealth]:
-    """Every store's health, by code: one query for the runs of all stores, two per store for
-    its last success and the failures since, and one more only for a store a rule condemns."""
+    """Every store's health, by code: one query for the runs of all stores; for each store with
+    runs in the last day two more (its last success and the failures since), one for all the
+    idle stores' last successes, and one more only for a store a rule condemns."""
     limits = limits or StoreLimits.from_settings()
     runs = selectors.store_runs(now=now)
+    stores = list(Store.objects.order_by("code"))
+    # No run within the lookback: no failure to count, and the last success is the products' cache.
+    idle = [store.pk for store in stores if store.pk not in runs]
+    idle_last = selectors.last_success_by_store(store_ids=idle) if idle else {}
     result = []
-    for store in Store.objects.order_by("code"):
+    for store in stores:
         windows = runs.get(store.pk) or {"1h": StoreRuns(), "24h": StoreRuns()}
-        gap = selectors.success_gap(store_id=store.pk, now=now, lookback=FAILURE_LOOKBACK)
+        if store.pk in runs:
+            gap = selectors.success_gap(store_id=store.pk, now=now, lookback=FAILURE_LOOKBACK)
+        else:
+            gap = SuccessGap(last_success=idle_last.get(store.pk), failures=0, failing_since=None)
         problems = _store_problems(store, windows["1h"], gap, limits, now)
         result.append(StoreHealth(store=store, runs=windows, gap=gap, problems=problems))
     return result

@@ -23,6 +23,7 @@ from pricetracker.env import (
     env_bool,
     env_choice,
     env_http_url,
+    env_http_url_map,
     env_int,
     env_list,
     env_str,
@@ -344,7 +345,7 @@ SIMPLE_JWT = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "pricetracker API",
-    "DESCRIPTION": "Track amazon.com prices, keep the history, get one email per crossing below your target.",
+    "DESCRIPTION": "Track Amazon prices on every marketplace, keep the history, get alerts when your rules fire.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
@@ -357,6 +358,17 @@ SPECTACULAR_SETTINGS = {
 # --- Scraping defaults (seed the DB-held store policy and user limits on first use) --------
 
 AMAZON_BASE_URL = env_http_url("AMAZON_BASE_URL", "https://www.amazon.com")
+# Per marketplace, the same as AMAZON_BASE_URL ("amazon.de=http://127.0.0.1:9001/amazon.de,..."):
+# tests and the demo point marketplaces at a fake store. A Store row's base URL (admin) wins.
+STORE_BASE_URLS = env_http_url_map("STORE_BASE_URLS")
+# Short links (a.co, amzn.to, ...) are resolved when a tracker is created: at most 5 hops, each
+# checked against the Amazon hosts before it is requested, within this total deadline.
+SHORT_LINK_TIMEOUT_SECONDS = env_int("SHORT_LINK_TIMEOUT_SECONDS", 5, minimum=1, maximum=30)
+# How long a resolved short link is remembered (the shared cache).
+SHORT_LINK_CACHE_SECONDS = env_int("SHORT_LINK_CACHE_SECONDS", 7 * 24 * 3600, minimum=0)
+# Tests only: "a.co=http://127.0.0.1:9002,..." sends requests for these hosts to a local server,
+# while every hop is still checked against the real Amazon host names.
+SHORT_LINK_BASE_URLS = env_http_url_map("SHORT_LINK_BASE_URLS")
 SCRAPE_PROXY_URL = env_str("SCRAPE_PROXY_URL")
 SCRAPE_MIN_INTERVAL_MINUTES = env_int("SCRAPE_MIN_INTERVAL_MINUTES", 60, minimum=1)
 SCRAPE_DEFAULT_INTERVAL_MINUTES = env_int("SCRAPE_DEFAULT_INTERVAL_MINUTES", 360, minimum=1)
@@ -370,6 +382,7 @@ _scrape_total_timeout = env_int("SCRAPE_TOTAL_TIMEOUT_SECONDS", 0, minimum=0, ma
 SCRAPE_MAX_BYTES = env_int("SCRAPE_MAX_BYTES", 8 * 1024 * 1024, minimum=64 * 1024)
 USER_MAX_TRACKERS = env_int("USER_MAX_TRACKERS", 100, minimum=0)
 USER_MANUAL_SCRAPES_PER_HOUR = env_int("USER_MANUAL_SCRAPES_PER_HOUR", 10, minimum=0)
+USER_MAX_RULES_PER_TRACKER = env_int("USER_MAX_RULES_PER_TRACKER", 10, minimum=0)
 
 # --- django-q2 (configured on purpose; docs/decisions.md, "django-q2: ...", and the README) ---
 

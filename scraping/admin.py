@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from babel.numbers import is_currency
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -37,6 +38,13 @@ class StorePolicyForm(forms.ModelForm):
             "allowed (half-open). A blocked probe re-opens it; a successful one closes it.",
         }
 
+    def clean_currency(self) -> str:
+        """An ISO 4217 code CLDR knows: prices are stored and formatted with it."""
+        code = str(self.cleaned_data["currency"]).strip().upper()
+        if not is_currency(code):
+            raise forms.ValidationError("Not an ISO 4217 currency code (e.g. EUR, JPY).")
+        return code
+
 
 @admin.register(Store)
 class StoreAdmin(admin.ModelAdmin):
@@ -59,6 +67,7 @@ class StoreAdmin(admin.ModelAdmin):
     actions = ("open_breaker", "close_breaker")
     fieldsets = (
         (None, {"fields": ("code", "name", "enabled")}),
+        ("Marketplace", {"fields": ("currency", "language", "base_url")}),
         (
             "Politeness",
             {"fields": ("min_interval_minutes", "requests_per_minute", "concurrency")},
@@ -98,19 +107,17 @@ class StoreAdmin(admin.ModelAdmin):
     @admin.action(description="Open breaker (pause scraping for the cooldown, then probe)", permissions=["change"])
     def open_breaker(self, request: HttpRequest, queryset: QuerySet[Store]) -> None:
         """Open the selected stores' breakers now, as if they had just been blocked."""
-        opened = policy.breaker_set(
-            store_ids=queryset.values_list("pk", flat=True),
-            state=Store.BreakerState.OPEN,
-            reason=f"opened by {request.user.get_username()} in the admin",
-        )
-        self.message_user(request, f"Circuit breaker opened for {opened} store(s).", messages.SUCCESS)
+        self._set_breakers(request, queryset, Store.BreakerState.OPEN, "opened")
 
     @admin.action(description="Close breaker (resume scraping now)", permissions=["change"])
     def close_breaker(self, request: HttpRequest, queryset: QuerySet[Store]) -> None:
         """Close the selected stores' breakers; scraping resumes at the next dispatcher tick."""
-        closed = policy.breaker_set(
+        self._set_breakers(request, queryset, Store.BreakerState.CLOSED, "closed")
+
+    def _set_breakers(self, request: HttpRequest, queryset: QuerySet[Store], state: str, verb: str) -> None:
+        moved = policy.breaker_set(
             store_ids=queryset.values_list("pk", flat=True),
-            state=Store.BreakerState.CLOSED,
-            reason=f"closed by {request.user.get_username()} in the admin",
+            state=state,
+            reason=f"{verb} by {request.user.get_username()} in the admin",
         )
-        self.message_user(request, f"Circuit breaker closed for {closed} store(s).", messages.SUCCESS)
+        self.message_user(request, f"Circuit breaker {verb} for {moved} store(s).", messages.SUCCESS)

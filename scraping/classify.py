@@ -34,21 +34,102 @@ HTML_SNIFF_BYTES = 4 * 1024
 
 HTML_CONTENT_TYPES = ("text/html", "application/xhtml+xml")
 
-# Markers are matched against the lower-cased scan window.
-CAPTCHA_MARKERS = (
-    b"validatecaptcha",
-    b"captchacharacters",
-    b"type the characters you see",
-    b"opfcaptcha.amazon.com",
-    b"csm-captcha-instrumentation",
+
+def _markers(*phrases: str) -> tuple[bytes, ...]:
+    # The scan window is lower-cased as bytes (ASCII letters only), so the phrases are too; their
+    # other letters are written as the pages write them.
+    return tuple(phrase.encode("utf-8").lower() for phrase in phrases)
+
+
+# Markers are matched against the lower-cased scan window. Structure (form actions, input names,
+# script hosts: the same on every marketplace) is looked for in every window; the visible
+# sentences in each marketplace's language only on small pages, which is what block pages are
+# (5-7 KB): a product page need not pay for a dozen more scans of its 64 KB window.
+CAPTCHA_MARKERS = _markers(
+    "validateCaptcha",
+    "captchacharacters",
+    "opfcaptcha.amazon.",  # opfcaptcha.amazon.com, .de, .co.jp...
+    "csm-captcha-instrumentation",
+    "Type the characters you see",
 )
-SOFT_CAPTCHA_MARKERS = (b"click the button below to continue shopping",)
+CAPTCHA_SENTENCES = _markers(
+    "Geben Sie die Zeichen unten ein",
+    "Saisissez les caractères que vous voyez",
+    "Inserisci i caratteri visualizzati",
+    "Introduzca los caracteres que ve",
+    "Introduce los caracteres que ves",
+    "Digite os caracteres que você vê",
+    "Voer de tekens in die u hieronder ziet",
+    "Ange tecknen du ser nedan",
+    "Wpisz znaki, które widzisz",
+    "Aşağıda gördüğünüz karakterleri girin",  # noqa: RUF001 - Turkish dotless i
+    "أدخل الأحرف التي تراها",
+    "表示されている文字を入力してください",
+)
+# The image captcha's own parts. A validateCaptcha form without them is the "continue shopping"
+# soft captcha, whatever language its button speaks.
+IMAGE_CAPTCHA_PARTS = _markers("captchacharacters", "/captcha/")
+VALIDATE_CAPTCHA = b"validatecaptcha"
+HIDDEN_KEYWORDS_INPUT = re.compile(rb"<input(?=[^>]*\btype=[\"']?hidden)(?=[^>]*\bname=[\"']?field-keywords)[^>]*>")
+SOFT_CAPTCHA_MARKERS = _markers("Click the button below to continue shopping")
+SOFT_CAPTCHA_SENTENCES = _markers(
+    "Klicken Sie auf die Schaltfläche unten, um mit dem Einkauf fortzufahren",
+    "Cliquez sur le bouton ci-dessous pour continuer vos achats",
+    "Fai clic sul pulsante qui sotto per continuare a fare acquisti",
+    "Haz clic en el botón de abajo para seguir comprando",
+    "Clique no botão abaixo para continuar comprando",
+    "Klik op de knop hieronder om verder te winkelen",
+    "Klicka på knappen nedan för att fortsätta handla",
+    "Kliknij poniższy przycisk, aby kontynuować zakupy",
+    "Alışverişe devam etmek için aşağıdaki düğmeye tıklayın",  # noqa: RUF001 - Turkish dotless i
+    "انقر على الزر أدناه لمتابعة التسوق",
+    "買い物を続けるには下のボタンをクリックしてください",
+)
 WAF_MARKERS = (b"awswafcookiedomainlist", b"gokuprops", b"awswafintegration")
-# The dogs error template: its <title> or the dogs picture that only the error pages carry.
-SERVICE_UNAVAILABLE_TITLE = re.compile(rb"<title[^>]*>[^<]*something went wrong", re.IGNORECASE)
+# The dogs error template: its <title> (English on every marketplace we have seen, and in the
+# marketplace's language elsewhere) with a dogs marker, or the error images and links only the
+# shedding page carries.
+SERVICE_UNAVAILABLE_PHRASES = _markers(
+    "something went wrong",
+    "Es ist ein Fehler aufgetreten",
+    "Etwas ist schiefgelaufen",
+    "Une erreur s'est produite",
+    "Quelque chose s'est mal passé",
+    "Si è verificato un errore",
+    "Qualcosa è andato storto",
+    "Se ha producido un error",
+    "Algo salió mal",
+    "Algo deu errado",
+    "Er is iets misgegaan",
+    "Något gick fel",
+    "Coś poszło nie tak",
+    "Bir şeyler ters gitti",
+    "حدث خطأ ما",
+    "問題が発生しました",
+)
+SERVICE_UNAVAILABLE_TITLE = re.compile(
+    rb"<title[^>]*>[^<]*(?:" + b"|".join(re.escape(phrase) for phrase in SERVICE_UNAVAILABLE_PHRASES) + rb")"
+)
 DOGS_MARKERS = (b"dogsofamazon", b"dogs of amazon", b"ref=cs_503", b"/error/500_503.", b"/error/500-title.")
+# Only the shedding (503/500) template links with cs_503 or shows these error images.
+SHEDDING_MARKERS = (b"ref=cs_503", b"/error/500_503.", b"/error/500-title.")
 NOT_FOUND_TITLE = re.compile(rb"<title[^>]*>[^<]*page not found", re.IGNORECASE)
-NOT_FOUND_MARKERS = (b"ref=cs_404", b"couldn't find that page", b"could not find that page")
+NOT_FOUND_MARKERS = _markers(
+    "ref=cs_404",
+    "couldn't find that page",
+    "could not find that page",
+    "Seite nicht gefunden",
+    "Page introuvable",
+    "Pagina non trovata",
+    "Página no encontrada",
+    "Página não encontrada",
+    "Pagina niet gevonden",
+    "Sidan hittades inte",
+    "Nie znaleziono strony",
+    "Sayfa bulunamadı",  # noqa: RUF001 - Turkish dotless i
+    "الصفحة غير موجودة",
+    "ページが見つかりません",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +180,20 @@ def _looks_like_html(body: bytes) -> bool:
     return b"<" in start
 
 
+def _is_soft_captcha_form(window: bytes) -> bool:
+    """The one-button robot check, in any language: a validateCaptcha form that carries the
+    search field as a hidden input (the image captcha's is the visible text box), and no image.
+
+    Only on a small page: a large page's head may hold the captcha script's name alone.
+    """
+    return (
+        len(window) <= SMALL_PAGE_BYTES
+        and VALIDATE_CAPTCHA in window
+        and HIDDEN_KEYWORDS_INPUT.search(window) is not None
+        and not any(part in window for part in IMAGE_CAPTCHA_PARTS)
+    )
+
+
 def _is_not_found_template(window: bytes) -> bool:
     return bool(NOT_FOUND_TITLE.search(window)) or any(marker in window for marker in NOT_FOUND_MARKERS)
 
@@ -119,14 +214,23 @@ def classify(http_status: int, content_type: str | None, body: bytes) -> Classif
     if http_status == 202:
         # AWS WAF answers its JavaScript challenge with 202 and an almost empty body.
         return _blocked(ErrorKind.WAF, "HTTP 202: AWS WAF challenge.")
-    if any(marker in window for marker in SOFT_CAPTCHA_MARKERS):
+    is_small = len(body) <= SMALL_PAGE_BYTES
+    if (
+        any(marker in window for marker in SOFT_CAPTCHA_MARKERS)
+        or (is_small and any(marker in window for marker in SOFT_CAPTCHA_SENTENCES))
+        or _is_soft_captcha_form(window)
+    ):
         return _blocked(ErrorKind.SOFT_CAPTCHA, "Soft captcha: 'continue shopping' robot check.")
-    if any(marker in window for marker in CAPTCHA_MARKERS):
+    if any(marker in window for marker in CAPTCHA_MARKERS) or (
+        is_small and any(marker in window for marker in CAPTCHA_SENTENCES)
+    ):
         return _blocked(ErrorKind.CAPTCHA, "Captcha: Amazon asked us to type the characters of an image.")
     # Error templates are 2-3 KB; requiring a small page keeps a product page whose scripts
     # say "Something went wrong" (most do) from ever being taken for one.
-    is_small = len(body) <= SMALL_PAGE_BYTES
-    if is_small and SERVICE_UNAVAILABLE_TITLE.search(window) and any(marker in window for marker in DOGS_MARKERS):
+    if is_small and (
+        any(marker in window for marker in SHEDDING_MARKERS)
+        or (SERVICE_UNAVAILABLE_TITLE.search(window) and any(marker in window for marker in DOGS_MARKERS))
+    ):
         return _blocked(
             ErrorKind.SERVICE_UNAVAILABLE,
             f"'Sorry! Something went wrong' dogs page (HTTP {http_status}): Amazon is shedding our requests.",

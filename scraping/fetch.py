@@ -25,7 +25,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -249,20 +249,21 @@ def _session() -> requests.Session:
 # --- Fetching -----------------------------------------------------------------------------------
 
 
-def fetch(url: str, *, redirect_hosts: Collection[str] = ()) -> FetchResponse:
+def fetch(url: str, *, redirect_hosts: Collection[str] = (), headers: Mapping[str, str] | None = None) -> FetchResponse:
     """GET ``url`` within the configured limits; raise FetchError when there is no usable response.
 
     Redirects (301/302/303/307/308) are followed to the same origin (scheme, host and port) as
     ``url``, or over https to a host in ``redirect_hosts``; any other target is refused with
     ``REDIRECT_REFUSED`` and never requested. Error responses (4xx/5xx) are returned, not raised:
-    classifying them is the caller's job.
+    classifying them is the caller's job. ``headers`` replace browser headers of the same name
+    (a marketplace's ``Accept-Language``).
     """
     limits = _limits()
     started = time.monotonic()
     deadline = _Deadline(limits.total)
     try:
         with deadline:
-            response = _fetch(url, limits, redirect_hosts, started)
+            response = _fetch(url, limits, redirect_hosts, started, headers)
     except FetchError as exc:
         if deadline.expired and exc.kind is not ErrorKind.OVERSIZED:
             raise _deadline_error(limits) from None
@@ -277,7 +278,13 @@ def fetch(url: str, *, redirect_hosts: Collection[str] = ()) -> FetchResponse:
     return response
 
 
-def _fetch(url: str, limits: _Limits, redirect_hosts: Collection[str], started: float) -> FetchResponse:
+def _fetch(
+    url: str,
+    limits: _Limits,
+    redirect_hosts: Collection[str],
+    started: float,
+    headers: Mapping[str, str] | None = None,
+) -> FetchResponse:
     session = _session()
     origin = _origin(url)
     proxies = {"http": limits.proxy, "https": limits.proxy} if limits.proxy else None
@@ -285,6 +292,7 @@ def _fetch(url: str, limits: _Limits, redirect_hosts: Collection[str], started: 
     for hop in range(MAX_REDIRECTS + 1):
         response = session.get(
             current,
+            headers=headers,
             timeout=(limits.connect, limits.read),
             allow_redirects=False,
             stream=True,
@@ -350,15 +358,61 @@ def _read_body(response: requests.Response, max_bytes: int) -> tuple[bytes, bool
     return b"".join(chunks), False
 
 
-def _drain(response: requests.Response) -> None:
+def _drain(response: requests.Response, max_bytes: int = REDIRECT_DRAIN_BYTES) -> None:
     # Reading a small redirect body to the end lets its keep-alive connection go back to the pool.
     # Only the Location header matters, so a broken body is no reason to fail the fetch.
     received = 0
     with contextlib.suppress(requests.RequestException):
-        for chunk in response.iter_content(CHUNK_SIZE):
+        for chunk in response.iter_content(min(CHUNK_SIZE, max_bytes + 1)):
             received += len(chunk)
-            if received > REDIRECT_DRAIN_BYTES:
+            if received > max_bytes:
                 break
+
+
+# --- One hop, for short links ---------------------------------------------------------------------
+
+# A short link's answer is a redirect with an empty or tiny body; more than this is not read.
+HOP_MAX_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HopResponse:
+    """One response whose redirect was *not* followed: its status and ``Location`` header."""
+
+    status: int
+    location: str | None
+
+
+def fetch_hop(url: str, *, total_seconds: float) -> HopResponse:
+    """GET ``url`` once, following nothing, within ``total_seconds``; raise FetchError if no answer.
+
+    For :mod:`scraping.shortlinks`, which checks every target before it calls this. At most
+    :data:`HOP_MAX_BYTES` of the body are read (then the connection is dropped). The watchdog
+    enforces the deadline as for :func:`fetch`; the proxy and headers are the same.
+    """
+    limits = _limits()
+    total = max(0.001, total_seconds)
+    proxies = {"http": limits.proxy, "https": limits.proxy} if limits.proxy else None
+    deadline = _Deadline(total)
+    try:
+        with deadline:
+            response = _session().get(
+                url,
+                timeout=(min(limits.connect, total), min(limits.read, total)),
+                allow_redirects=False,
+                stream=True,
+                proxies=proxies,
+            )
+            with response:
+                location = response.headers.get("Location")
+                _drain(response, HOP_MAX_BYTES)
+    except requests.RequestException as exc:
+        if deadline.expired:
+            raise FetchError(ErrorKind.TIMEOUT, f"gave up after the deadline of {total:g}s") from None
+        raise _request_error(exc, limits) from None
+    if deadline.expired:
+        raise FetchError(ErrorKind.TIMEOUT, f"gave up after the deadline of {total:g}s")
+    return HopResponse(status=response.status_code, location=location)
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}

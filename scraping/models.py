@@ -12,9 +12,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import RegexValidator, URLValidator
 from django.db import models
 from django.db.models import F, Q
 
+from scraping.marketplaces import DEFAULT_MARKETPLACE, PLAUSIBLE_MAXIMUM, find_marketplace
 from scraping.results import MAX_STORABLE_PRICE
 
 
@@ -39,6 +41,25 @@ class Store(models.Model):
     code = models.CharField(max_length=50, unique=True, help_text="Provider code, e.g. amazon.com.")
     name = models.CharField(max_length=100)
     enabled = models.BooleanField(default=True, help_text="Untick to pause all scraping of this store.")
+    # What the marketplace's pages show and speak (seeded from scraping.marketplaces): prices with
+    # an ambiguous symbol ("$" on amazon.ca) are read in this currency, and Accept-Language asks
+    # for this language, so the parser sees the texts it knows.
+    currency = models.CharField(
+        max_length=3, default="USD", help_text="ISO 4217 code of the marketplace's currency, e.g. EUR."
+    )
+    language = models.CharField(
+        max_length=35,
+        default="en-US",
+        validators=[RegexValidator(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$", "A language tag such as de-DE.")],
+        help_text="Language asked for in Accept-Language (a BCP 47 tag such as de-DE).",
+    )
+    base_url = models.URLField(
+        blank=True,
+        default="",
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="Where product pages are fetched from (ASIN appended as /dp/ASIN). Blank: STORE_BASE_URLS, "
+        "then AMAZON_BASE_URL for amazon.com, then https://www.<code>.",
+    )
 
     min_interval_minutes = models.PositiveIntegerField(
         default=default_min_interval_minutes,
@@ -115,6 +136,24 @@ class Store(models.Model):
     def __str__(self) -> str:
         return self.code
 
+    def fetch_base_url(self) -> str:
+        """Where this store's product pages are fetched from (``/dp/ASIN`` is appended).
+
+        The row's ``base_url`` when an admin set one; else ``STORE_BASE_URLS[code]`` (tests and
+        the demo point marketplaces at a fake store); else ``AMAZON_BASE_URL`` for amazon.com;
+        else the marketplace's public site. Read at call time, so a change applies to the next
+        fetch.
+        """
+        if self.base_url:
+            return self.base_url
+        configured = settings.STORE_BASE_URLS.get(self.code)
+        if configured:
+            return configured
+        if self.code == DEFAULT_MARKETPLACE:
+            return settings.AMAZON_BASE_URL
+        marketplace = find_marketplace(self.code)
+        return marketplace.public_base_url if marketplace is not None else f"https://www.{self.code}"
+
     def breaker_cooldown_ends_at(self) -> datetime | None:
         """When the breaker's probe may go: opened + cooldown (past once half-open); None when closed.
 
@@ -142,15 +181,24 @@ def get_store(code: str) -> Store:
     try:
         return Store.objects.get(code=code)
     except Store.DoesNotExist:
-        store, _ = Store.objects.get_or_create(code=code, defaults={"name": _display_name(code)})
+        store, _ = Store.objects.get_or_create(code=code, defaults=_seed(code))
         return store
 
 
-def _display_name(code: str) -> str:
+def _seed(code: str) -> dict[str, object]:
+    """A new row's name, currency, language and plausible maximum: the marketplace's, else the
+    provider's name."""
+    if (marketplace := find_marketplace(code)) is not None:
+        return {
+            "name": marketplace.name,
+            "currency": marketplace.currency,
+            "language": marketplace.language,
+            "max_plausible_price": PLAUSIBLE_MAXIMUM[marketplace.currency],
+        }
     # Imported here: the providers pull in the HTTP and parsing stack, which models need not load.
     from scraping.providers import UnknownProvider, get_provider
 
     try:
-        return get_provider(code).display_name
+        return {"name": get_provider(code).display_name}
     except UnknownProvider:
-        return code
+        return {"name": code}

@@ -31,11 +31,14 @@ def analyse(
     body: bytes,
     *,
     asin_hint: str | None = None,
+    currency_hint: str | None = None,
 ) -> ScrapeResult:
     """Classify a response and, for a product page, parse it.
 
     ``asin_hint`` is the ASIN that was requested; it is reported when the page itself names
-    none. A product page with neither a price nor a known no-price state is FAILED/parse_error
+    none. ``currency_hint`` is the currency of the marketplace it was requested from: it decides
+    an ambiguous symbol ("$" on amazon.ca) when the page's canonical URL does not name its
+    marketplace. A product page with neither a price nor a known no-price state is FAILED/parse_error
     (Amazon changed its layout, or served something we do not know): never a guess.
     """
     size = len(body)
@@ -50,7 +53,9 @@ def analyse(
             message=classification.message,
         )
     try:
-        parsed = parse_product_page(body, encoding=_charset(content_type), asin_hint=asin_hint)
+        parsed = parse_product_page(
+            body, encoding=_charset(content_type), asin_hint=asin_hint, currency_hint=currency_hint
+        )
     except Exception:  # a parser bug must become a recorded failure, not a crashed worker
         logger.exception("Parsing a %d-byte page failed", size)
         return ScrapeResult(

@@ -17,6 +17,7 @@ currently unavailable). Pages change: add a rule, give it a test, put it in its 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -30,22 +31,29 @@ from scraping.results import Availability, ParsedPage
 # Money
 # --------------------------------------------------------------------------------------------
 
-# Symbols and prefixes as Amazon prints them, longest first so "R$" wins over "$".
+# Symbols and prefixes as Amazon (and CLDR, which its pages follow) prints them, longest first so
+# "R$" wins over "$". The Arabic abbreviations are the Gulf and Egyptian marketplaces' own.
 CURRENCY_SYMBOLS: tuple[tuple[str, str], ...] = (
-    ("US$", "USD"),
     ("CDN$", "CAD"),
+    ("US$", "USD"),
+    ("CA$", "CAD"),
+    ("AU$", "AUD"),
+    ("MX$", "MXN"),
+    ("ر.س", "SAR"),
+    ("د.إ", "AED"),
+    ("ج.م", "EGP"),
     ("C$", "CAD"),
     ("A$", "AUD"),
-    ("AU$", "AUD"),
     ("S$", "SGD"),
-    ("MX$", "MXN"),
     ("R$", "BRL"),
+    ("E£", "EGP"),
     ("Rs.", "INR"),
     ("₹", "INR"),
     ("£", "GBP"),
     ("€", "EUR"),
     ("￥", "JPY"),
     ("¥", "JPY"),
+    ("円", "JPY"),
     ("zł", "PLN"),
     ("₺", "TRY"),
     ("TL", "TRY"),
@@ -103,7 +111,30 @@ _AMOUNT = re.compile(
     r")"
     r"(?!\d|[.,']\d)"
 )
-_SPACES = re.compile(r"[\s\u00a0\u202f]+")
+_SPACES = re.compile(r"[\s\u00a0\u202f\u2007\u2009]+")
+# Digits and separators as some marketplaces print them, mapped to ASCII: Arabic-Indic and
+# Eastern Arabic-Indic digits with the Arabic decimal and thousands marks (amazon.eg, amazon.sa in
+# Arabic), full-width digits, and the typographic apostrophe CLDR groups Swiss francs with.
+# Bidirectional marks around an Arabic price carry no meaning for the amount and are dropped.
+_NUMERALS = str.maketrans(
+    {
+        **{chr(0x0660 + digit): str(digit) for digit in range(10)},
+        **{chr(0x06F0 + digit): str(digit) for digit in range(10)},
+        **{chr(0xFF10 + digit): str(digit) for digit in range(10)},
+        "\u066b": ".",
+        "\u066c": ",",
+        "\u2019": "'",
+        "\uff0c": ",",
+        "\uff0e": ".",
+        **dict.fromkeys(("\u200e", "\u200f", "\u061c", "\u202a", "\u202b", "\u202c")),
+        **dict.fromkeys(("\u2066", "\u2067", "\u2068", "\u2069")),
+    }
+)
+
+
+def ascii_numerals(text: str) -> str:
+    """``text`` with its digits and number separators in ASCII and bidirectional marks removed."""
+    return text.translate(_NUMERALS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +198,7 @@ def parse_money(text: str, marketplace_currency: str | None = None) -> Money | N
     Two numbers are never joined into one: "$19.99 2" is 19.99. A range ("$12.99 - $24.99") is
     not a price a shopper pays, so it gives None.
     """
-    text = _SPACES.sub(" ", text).strip()
+    text = _SPACES.sub(" ", ascii_numerals(text)).strip()
     numbers = list(_AMOUNT.finditer(text))
     if not numbers:
         return None
@@ -227,9 +258,10 @@ class PageSource:
     cached, so rules may ask for the same region freely.
     """
 
-    def __init__(self, body: bytes, encoding: str | None = None) -> None:
+    def __init__(self, body: bytes, encoding: str | None = None, *, currency_hint: str | None = None) -> None:
         self.body = body
         self.encoding = encoding or self._declared_charset() or "utf-8"
+        self.currency_hint = currency_hint
         self._elements: dict[str, Tag | None] = {}
 
     def _declared_charset(self) -> str | None:
@@ -380,9 +412,11 @@ class PageSource:
 
     @cached_property
     def marketplace_currency(self) -> str | None:
-        """The currency of the marketplace the page came from (from its canonical URL)."""
+        """The currency of the marketplace the page came from: from its canonical URL, else the
+        store's (``currency_hint``: the page was fetched from that marketplace)."""
         match = _CANONICAL_HOST.match(self.canonical_url or "")
-        return MARKETPLACE_CURRENCIES.get(match.group(1)) if match else None
+        found = MARKETPLACE_CURRENCIES.get(match.group(1)) if match else None
+        return found or self.currency_hint
 
 
 # --------------------------------------------------------------------------------------------
@@ -403,8 +437,8 @@ def read_price(tag: Tag | None, marketplace_currency: str | None) -> Money | Non
         return money
     whole = tag.select_one(".a-price-whole")
     if whole is not None:
-        whole_digits = re.sub(r"\D", "", text_of(whole))
-        fraction_digits = re.sub(r"\D", "", text_of(tag.select_one(".a-price-fraction")))
+        whole_digits = re.sub(r"[^0-9]", "", ascii_numerals(text_of(whole)))
+        fraction_digits = re.sub(r"[^0-9]", "", ascii_numerals(text_of(tag.select_one(".a-price-fraction"))))
         symbol = text_of(tag.select_one(".a-price-symbol"))
         if whole_digits:
             amount = Decimal(f"{whole_digits}.{fraction_digits}" if fraction_digits else whole_digits)
@@ -538,25 +572,69 @@ def _used_only_offer(page: PageSource) -> RuleMatch | None:
     return None
 
 
-# Availability phrases, checked in this order (negatives first: "Currently unavailable. We
-# don't know when or if this item will be back in stock" contains "in stock").
+# Availability lines in every marketplace's language, lower-cased. Checked group by group, in
+# this order, because the texts contain each other: "Currently unavailable. We don't know when or
+# if this item will be back in stock" contains "in stock", Italian "Temporaneamente non
+# disponibile" (temporarily out of stock) contains "non disponibile" (unavailable), and every
+# negative ("nicht auf Lager", "niet op voorraad", "slut i lager", "غير متوفر") contains its
+# positive. So: what says "no date known" first, then "temporarily out", then plain
+# "unavailable", and only then "in stock".
 UNAVAILABLE_PHRASES = (
     "currently unavailable",
+    "don't know when or if",
     "derzeit nicht verfügbar",
     "actuellement indisponible",
-    "no disponible",
-    "non disponibile",
-    "não disponível",
-    "indisponível",
-    "niet beschikbaar",
+    "attualmente non disponibile",
+    "actualmente no disponible",
+    "no disponible por el momento",
+    "indisponível no momento",
+    "momenteel niet verkrijgbaar",
+    "momenteel niet beschikbaar",
+    "för närvarande inte tillgänglig",
+    "obecnie niedostępny",
+    "şu anda mevcut değil",
+    "غير متوفر حالياً",
+    "غير متوفر حاليًا",
+    "غير متاح حاليًا",
+    "現在お取り扱いできません",
+    "再入荷予定は立っておりません",
 )
 OUT_OF_STOCK_PHRASES = (
     "out of stock",
     "nicht auf lager",
     "rupture de stock",
-    "agotado",
-    "esgotado",
+    "temporaneamente non disponibile",
     "esaurito",
+    "agotado",
+    "sin stock",
+    "fora de estoque",
+    "esgotado",
+    "niet op voorraad",
+    "uitverkocht",
+    "slut i lager",
+    "tymczasowo niedostępny",
+    "brak w magazynie",
+    "stokta yok",
+    "tükendi",
+    "غير متوفر مؤقتاً",
+    "غير متوفر مؤقتًا",
+    "نفدت الكمية",
+    "在庫切れ",
+)
+# Plain "unavailable", after the temporary forms that contain it.
+UNAVAILABLE_GENERIC_PHRASES = (
+    "no disponible",
+    "non disponibile",
+    "não disponível",
+    "indisponível",
+    "indisponible",
+    "niet beschikbaar",
+    "inte tillgänglig",
+    "otillgänglig",
+    "niedostępny",
+    "mevcut değil",
+    "غير متوفر",
+    "غير متاح",
 )
 IN_STOCK_PHRASES = (
     "in stock",
@@ -564,6 +642,16 @@ IN_STOCK_PHRASES = (
     "em estoque",
     "auf lager",
     "op voorraad",
+    "i lager",
+    "na stanie",
+    "w magazynie",
+    "dostępny",
+    "stokta",
+    # "Disponible." is amazon.com.mx's in-stock line; every "not available" form is caught above.
+    "disponible",
+    "disponibile",
+    "disponibili",
+    "disponível",
     "disponibilità immediata",
     "versandfertig",
     "usually ships",
@@ -571,6 +659,19 @@ IN_STOCK_PHRASES = (
     "ships within",
     "available to ship",
     "left in stock",
+    "habituellement expédié",
+    "généralement expédié",
+    "normalmente se envía",
+    "generalmente spedito",
+    "متوفر",
+    "在庫あり",
+    "ご注文はお早めに",
+)
+_AVAILABILITY_GROUPS = (
+    (UNAVAILABLE_PHRASES, Availability.UNAVAILABLE),
+    (OUT_OF_STOCK_PHRASES, Availability.OUT_OF_STOCK),
+    (UNAVAILABLE_GENERIC_PHRASES, Availability.UNAVAILABLE),
+    (IN_STOCK_PHRASES, Availability.IN_STOCK),
 )
 # Buttons that put this item in the cart or buy it now: their presence means it can be bought.
 BUY_BUTTON_IDS = ("add-to-cart-button", "add-to-cart-button-ubb", "buy-now-button", "one-click-button")
@@ -578,13 +679,11 @@ BUY_BUTTON_IDS = ("add-to-cart-button", "add-to-cart-button-ubb", "buy-now-butto
 
 def availability_of_text(text: str) -> Availability:
     """Map an availability line in any of Amazon's languages to :class:`Availability`."""
-    lowered = text.lower()
-    if any(phrase in lowered for phrase in UNAVAILABLE_PHRASES):
-        return Availability.UNAVAILABLE
-    if any(phrase in lowered for phrase in OUT_OF_STOCK_PHRASES):
-        return Availability.OUT_OF_STOCK
-    if any(phrase in lowered for phrase in IN_STOCK_PHRASES):
-        return Availability.IN_STOCK
+    # casefold() rather than lower(): "İ" and "ß" compare as the phrases are written.
+    lowered = unicodedata.normalize("NFC", text).casefold().replace("\u2019", "'")
+    for phrases, availability in _AVAILABILITY_GROUPS:
+        if any(phrase in lowered for phrase in phrases):
+            return availability
     return Availability.UNKNOWN
 
 
@@ -695,13 +794,17 @@ def read_availability(page: PageSource) -> Availability:
     return Availability.UNKNOWN
 
 
-def parse_product_page(body: bytes, *, encoding: str | None = None, asin_hint: str | None = None) -> ParsedPage:
+def parse_product_page(
+    body: bytes, *, encoding: str | None = None, asin_hint: str | None = None, currency_hint: str | None = None
+) -> ParsedPage:
     """Parse a page already classified as a product page.
 
     Returns a :class:`ParsedPage`; ``rule`` names the rule that matched, or is empty when no
     rule did (neither a price nor a known no-price state: the caller reports a parse error).
+    ``currency_hint`` is the currency of the marketplace the page was fetched from; the page's
+    own canonical URL, and the symbol next to the price, win over it.
     """
-    page = PageSource(body, encoding)
+    page = PageSource(body, encoding, currency_hint=currency_hint)
     rule_name, found = "", RuleMatch()
     for rule in RULES:
         if (match := rule.match(page)) is not None:

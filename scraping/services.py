@@ -16,6 +16,9 @@ from scraping.models import Store
 POLICY_FIELDS = (
     "name",
     "enabled",
+    "base_url",
+    "currency",
+    "language",
     "min_interval_minutes",
     "requests_per_minute",
     "concurrency",

@@ -262,7 +262,7 @@ def seed_tracked_products(*, count: int, users: Sequence[User], prefix: str, cro
 
     from fakestore.server import default_price
     from scraping.models import get_store
-    from tracking.models import Product, Tracker
+    from tracking.models import AlertRule, Product, Tracker
 
     assert len(prefix) + len(str(count - 1)) <= 10, "ASINs have 10 characters"
     digits = 10 - len(prefix)
@@ -272,16 +272,19 @@ def seed_tracked_products(*, count: int, users: Sequence[User], prefix: str, cro
         Product(store=store, asin=f"{prefix}{i:0{digits}d}", interval_minutes=60, next_scrape_at=now)
         for i in range(count)
     )
-    Tracker.objects.bulk_create(
-        Tracker(
-            user=users[i % len(users)],
-            product=product,
-            target_price=default_price(product.asin) + 1
+    trackers = Tracker.objects.bulk_create(
+        Tracker(user=users[i % len(users)], product=product, interval_minutes=60) for i, product in enumerate(products)
+    )
+    AlertRule.objects.bulk_create(
+        AlertRule(
+            tracker=tracker,
+            kind="below_target",
+            repeat="once",
+            price=default_price(tracker.product.asin) + 1
             if crossing_every and i % crossing_every == 0
             else Decimal("1.00"),
-            interval_minutes=60,
         )
-        for i, product in enumerate(products)
+        for i, tracker in enumerate(trackers)
     )
     return products
 

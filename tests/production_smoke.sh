@@ -99,7 +99,7 @@ if [ "$health" != 200 ]; then
   cat "$tmp/health.json" >&2 2>/dev/null || true
   exit 1
 fi
-echo "smoke: health 200: $(cat "$tmp/health.json")"
+echo "smoke: health 200: $(head -c 200 "$tmp/health.json")..."
 
 post() {  # post PATH JSON -> prints the status code; the body goes to $tmp/body.json
   curl -s -o "$tmp/body.json" -w '%{http_code}' -X POST -H "$HOST_HEADER" -H "$PROXY_HEADER" \

@@ -7,11 +7,6 @@ import pytest
 from accounts.models import User
 
 
-@pytest.fixture(autouse=True)
-def _isolated(fast_password_hashing, clear_cache) -> None:
-    """Fast hashing; throttle counters from other tests cleared."""
-
-
 @pytest.fixture
 def admin_client(client, make_user):
     client.force_login(make_user("root@example.com", is_staff=True, is_superuser=True))

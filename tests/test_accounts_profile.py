@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 from django.core import mail
 from django.utils import timezone
 
 URL = "/api/auth/me/"
-
-
-@pytest.fixture(autouse=True)
-def _isolated(fast_password_hashing, clear_cache) -> None:
-    """Fast hashing; throttle counters from other tests cleared."""
 
 
 def test_alice_reads_her_profile(alice, alice_client):
@@ -26,8 +20,14 @@ def test_alice_reads_her_profile(alice, alice_client):
         "notification_email_confirmed": False,
         "email_confirmed": True,
         "alert_email": "alice@example.com",
+        "default_store": "amazon.com",
+        "language": "",
+        "timezone": "UTC",
+        "quiet_hours": None,
+        "max_alerts_per_day": None,
         "max_trackers": alice.max_trackers,
         "manual_scrapes_per_hour": alice.manual_scrapes_per_hour,
+        "max_rules_per_tracker": 10,
         "date_joined": body["date_joined"],
     }
     assert body["date_joined"].startswith(str(alice.date_joined.date()))

@@ -172,5 +172,5 @@ def test_the_run_page_shows_the_url_the_times_to_the_second_the_worker_and_the_r
     assert f"{run.finished_at:%Y-%m-%d %H:%M:%S} UTC" in content
     assert "scraper-3.internal:4711" in content
     assert "core_price_display" in content
-    link = browser.find_element(By.PARTIAL_LINK_TEXT, "31.50 USD")
+    link = browser.find_element(By.PARTIAL_LINK_TEXT, "$31.50")
     assert link.get_attribute("href").endswith(f"/admin/tracking/pricepoint/{run.price_point.pk}/change/")

@@ -47,7 +47,7 @@ def test_the_list_shows_price_availability_and_schedule_state(admin_client, stor
     row = next(row for row in response.context["cl"].result_list if row.asin == "B00PRODLST")
     assert row.consecutive_failures == 3
     page = response.content.decode()
-    for expected in ("B00PRODLST", "Milk frother", "24.99 USD", "In stock", "FAILED"):
+    for expected in ("B00PRODLST", "Milk frother", "$24.99", "In stock", "FAILED"):
         assert expected in page
 
 

@@ -201,4 +201,4 @@ def test_a_run_page_links_its_product_and_its_price_point(admin_client, product)
 
     assert f"/admin/tracking/product/{product.pk}/change/".encode() in response.content
     assert f"/admin/tracking/pricepoint/{point.pk}/change/".encode() in response.content
-    assert b"12.34 USD" in response.content
+    assert b"$12.34" in response.content

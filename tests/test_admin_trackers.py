@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -17,10 +18,34 @@ def change_page(tracker: Tracker) -> str:
     return f"{CHANGELIST}{tracker.pk}/change/"
 
 
-def form_data(tracker: Tracker, **changes) -> dict:
-    data = {"target_price": tracker.target_price, "interval_minutes": tracker.interval_minutes}
+def form_data(tracker: Tracker, *, rules: list[dict] | None = None, **changes) -> dict:
+    """The change form as the browser posts it: the tracker's fields and its rules inline.
+
+    ``rules``: the inline rows (default: the stored rules unchanged); a row with ``id`` is an
+    existing rule, ``DELETE: "on"`` deletes it, a row without ``id`` adds one.
+    """
+    data: dict[str, object] = {"interval_minutes": tracker.interval_minutes}
     if tracker.enabled:
         data["enabled"] = "on"
+    if rules is None:
+        rules = [
+            {
+                "id": rule.pk,
+                "kind": rule.kind,
+                "price": rule.price,
+                "repeat": rule.repeat,
+                "percent": rule.percent,
+                "days": rule.days,
+                "direction": rule.direction,
+                "cooldown_minutes": rule.cooldown_minutes,
+            }
+            for rule in tracker.rules.order_by("pk")
+        ]
+    initial = sum(1 for row in rules if "id" in row)
+    data.update({"rules-TOTAL_FORMS": len(rules), "rules-INITIAL_FORMS": initial, "rules-MAX_NUM_FORMS": 1000})
+    for index, row in enumerate(rules):
+        data.update({f"rules-{index}-{key}": value for key, value in row.items()})
+        data[f"rules-{index}-tracker"] = tracker.pk
     data.update(changes)
     return {key: value for key, value in data.items() if value is not None}
 
@@ -103,9 +128,9 @@ def test_user_product_and_alert_state_are_read_only_and_trackers_are_not_added_h
     page = admin_client.get(change_page(tracker))
 
     assert page.status_code == 200
-    assert b'name="target_price"' in page.content
+    assert b'name="rules-0-price"' in page.content  # the target is the below_target rule, inline
     assert b'name="user"' not in page.content
-    assert b'name="armed"' not in page.content
+    assert b'name="rules-0-armed"' not in page.content
     assert admin_client.get(f"{CHANGELIST}add/").status_code == 403
 
 
@@ -121,3 +146,83 @@ def test_deleting_the_last_tracker_in_the_admin_unschedules_the_product(admin_cl
     assert not Tracker.objects.filter(pk=tracker.pk).exists()
     product.refresh_from_db()
     assert product.next_scrape_at is None
+
+
+# --- alert rules, inline ---------------------------------------------------------------------------
+
+
+def test_rules_are_added_changed_and_deleted_inline_through_the_rule_services(
+    admin_client, alice, product, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    from tests.tracking_factories import record, success
+
+    tracker = make_tracker(alice, product, target="100.00", rules=[{"kind": "back_in_stock"}])
+    record(product, success("90.00"))  # alerted at once by the target, now disarmed
+    target, stock = tracker.rules.order_by("pk")
+    mail.outbox.clear()
+    rows = [
+        {"id": target.pk, "kind": "below_target", "price": "95.00", "repeat": "once", "cooldown_minutes": 0},
+        {"id": stock.pk, "kind": "back_in_stock", "cooldown_minutes": 0, "DELETE": "on"},
+        {"kind": "drop_percent", "percent": "12.5", "cooldown_minutes": 30},
+    ]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(change_page(tracker), form_data(tracker, rules=rows))
+
+    assert response.status_code == 302, response.context["inline_admin_formsets"][0].formset.errors
+    assert sorted(tracker.rules.values_list("kind", "price", "percent", "repeat", "cooldown_minutes")) == [
+        ("below_target", Decimal("95.00"), None, "once", 0),
+        ("drop_percent", None, Decimal("12.50"), "", 30),
+    ]
+    assert mail.outbox == []  # a new target the price was already below while disarmed: no second alert
+
+
+@pytest.mark.parametrize(
+    ("row", "error"),
+    [
+        ({"kind": "drop_percent", "percent": "150"}, "above 0 and below 100"),
+        ({"kind": "drop_percent", "percent": "10", "price": "5.00"}, "A drop_percent rule has no price."),
+        ({"kind": "below_target"}, "needs a price"),
+    ],
+)
+def test_an_invalid_rule_is_a_form_error_and_nothing_is_saved(admin_client, alice, product, row, error):
+    tracker = make_tracker(alice, product, target="100.00")
+    existing = {"id": tracker.rules.get().pk, "kind": "below_target", "price": "100.00", "repeat": "once"}
+
+    response = admin_client.post(
+        change_page(tracker), form_data(tracker, rules=[existing, {**row, "cooldown_minutes": 0}])
+    )
+
+    assert response.status_code == 200
+    assert error in str(response.context["inline_admin_formsets"][0].formset.errors)
+    assert tracker.rules.count() == 1
+
+
+def test_the_rules_per_tracker_limit_holds_in_the_admin(admin_client, make_user, product):
+    kim = make_user("kim@example.com", max_rules_per_tracker=1)
+    tracker = make_tracker(kim, product, target="100.00")
+    existing = {"id": tracker.rules.get().pk, "kind": "below_target", "price": "100.00", "repeat": "once"}
+
+    response = admin_client.post(
+        change_page(tracker), form_data(tracker, rules=[existing, {"kind": "back_in_stock", "cooldown_minutes": 0}])
+    )
+
+    assert response.status_code == 200
+    assert "at most 1 alert rules per tracker" in str(
+        response.context["inline_admin_formsets"][0].formset.non_form_errors()
+    )
+    assert tracker.rules.count() == 1
+
+
+def test_trackers_are_filtered_by_rule_kind_and_listed_with_their_rules(admin_client, store, alice, bob, product):
+    make_tracker(alice, product, target="50.00", rules=[{"kind": "new_low", "days": 30}])
+    make_tracker(bob, make_product(store, asin="B00WATCH01"), target=None)
+
+    new_low = admin_client.get(CHANGELIST, {"rule_kind": "new_low"})
+    watch_only = admin_client.get(CHANGELIST, {"rule_kind": "none"})
+
+    assert [t.user.email for t in new_low.context["cl"].result_list] == ["alice@example.com"]
+    assert [t.user.email for t in watch_only.context["cl"].result_list] == ["bob@example.com"]
+    assert b"at or below 50.00; lowest price in 30 days" in new_low.content

@@ -19,11 +19,6 @@ from tests.conftest import auth_client
 URL = "/api/auth/email/confirm/"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(fast_password_hashing, clear_cache) -> None:
-    """Fast hashing; throttle counters from other tests cleared."""
-
-
 @pytest.fixture
 def unconfirmed_alice(make_user):
     return make_user("alice@example.com", email_verified_at=None)

@@ -23,11 +23,6 @@ OLD = "correct-horse-battery-9"
 NEW = "tiger-lily-on-the-moon-42"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(fast_password_hashing, clear_cache) -> None:
-    """Fast hashing; throttle counters from other tests cleared."""
-
-
 @pytest.fixture
 def reset_email(api_client, alice, django_capture_on_commit_callbacks):
     """Alice asks for a reset; returns ``(uid, token)`` from the email she receives."""

@@ -7,45 +7,24 @@ in WAL mode with IMMEDIATE transactions, as in production.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connections
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from tests.concurrency import run_concurrently
+
 CLIENTS = 8
 
 
-@pytest.fixture(autouse=True)
-def _isolated(fast_password_hashing, clear_cache) -> None:
-    """Fast hashing; throttle counters from other tests cleared."""
-
-
 def refresh_all_at_once(refresh: str) -> list[tuple[int, dict]]:
-    barrier = threading.Barrier(CLIENTS)
-    results: list[tuple[int, dict]] = []
-    lock = threading.Lock()
+    def refresh_once() -> tuple[int, dict]:
+        response = APIClient().post("/api/auth/token/refresh/", {"refresh": refresh}, format="json")
+        return response.status_code, response.json()
 
-    def worker() -> None:
-        try:
-            client = APIClient()
-            barrier.wait(timeout=10)
-            response = client.post("/api/auth/token/refresh/", {"refresh": refresh}, format="json")
-            with lock:
-                results.append((response.status_code, response.json()))
-        finally:
-            # Each thread opened its own connection; close it so the test database can be flushed.
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker) for _ in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
+    return run_concurrently([refresh_once] * CLIENTS)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from django.core import mail
 from rest_framework.throttling import ScopedRateThrottle
 
@@ -10,11 +9,6 @@ from accounts.models import User
 
 URL = "/api/auth/register/"
 GOOD_PASSWORD = "correct-horse-battery-9"
-
-
-@pytest.fixture(autouse=True)
-def _isolated(fast_password_hashing, clear_cache) -> None:
-    """Fast hashing; throttle counters from other tests cleared."""
 
 
 def test_it_registers_alice(api_client, django_capture_on_commit_callbacks):

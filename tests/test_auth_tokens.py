@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 import time_machine
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -18,11 +17,6 @@ LOGOUT = "/api/auth/logout/"
 ME = "/api/auth/me/"
 PASSWORD = "correct-horse-battery-9"
 GENERIC_401 = "No active account found with the given credentials"
-
-
-@pytest.fixture(autouse=True)
-def _isolated(fast_password_hashing, clear_cache) -> None:
-    """Fast hashing; throttle counters from other tests cleared."""
 
 
 def bearer(access: str) -> APIClient:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
+from tests.concurrency import run_concurrently
 from tests.tracking_factories import make_product, make_tracker
 from tracking import services
 from tracking.models import Product, ScrapeRun
@@ -99,21 +98,7 @@ def test_two_dispatchers_at_once_claim_each_product_once(alice, enqueued):
     products = [make_product(store, f"B00000{i:04d}") for i in range(200)]
     for product in products:
         make_tracker(alice, product)
-    barrier = threading.Barrier(2)
-    reports = []
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            reports.append(services.dispatch_due_products())
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    reports = run_concurrently([services.dispatch_due_products] * 2)
     assert sum(report.claimed for report in reports) == 200
     assert len(enqueued) == 200 and len({pk for pk, _ in enqueued}) == 200
 
@@ -132,7 +117,7 @@ def test_a_products_interval_is_the_smallest_enabled_tracker_interval_not_below_
 
 
 def test_the_whole_chain_runs_through_the_task_queue(provider, alice):
-    product = make_product(Product._meta.get_field("store").related_model.objects.get(), "B000000009")
+    product = make_product(Product._meta.get_field("store").related_model.objects.get(code="amazon.com"), "B000000009")
     make_tracker(alice, product)
     from django.db import transaction
 

@@ -155,7 +155,11 @@ def test_counts_are_kept_per_asin_and_reset_clears_everything(fake_store):
         get(fake_store)
     get(fake_store, "B0TESTFS02")
     assert fake_store.counts() == {ASIN: 3, "B0TESTFS02": 1}
-    assert control(fake_store, "counts").json() == {"total": 4, "products": {ASIN: 3, "B0TESTFS02": 1}}
+    assert control(fake_store, "counts").json() == {
+        "total": 4,
+        "products": {ASIN: 3, "B0TESTFS02": 1},
+        "marketplaces": {"amazon.com": 4},
+    }
 
     assert control(fake_store, "reset", {}).status_code == 200
     assert fake_store.counts() == {}

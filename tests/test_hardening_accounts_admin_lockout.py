@@ -20,11 +20,6 @@ LOGIN = "/admin/login/?next=/admin/"
 PASSWORD = "correct-horse-battery-9"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(fast_password_hashing, clear_cache) -> None:
-    """Fast hashing; throttle counters from other tests cleared."""
-
-
 @pytest.fixture
 def root(make_user):
     return make_user("root@example.com", PASSWORD, is_staff=True, is_superuser=True)

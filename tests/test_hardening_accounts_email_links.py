@@ -25,11 +25,6 @@ LONG_SITE = "https://prices.tracker-for-the-whole-family.example.com"
 PASSWORD = "correct-horse-battery-9"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(fast_password_hashing, clear_cache) -> None:
-    """Fast hashing; throttle counters from other tests cleared."""
-
-
 @pytest.fixture
 def smtp(settings):
     """The loopback SMTP server, also keeping each message's bytes as they came over the wire."""

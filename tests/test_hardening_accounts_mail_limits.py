@@ -22,11 +22,6 @@ ME = "/api/auth/me/"
 STRANGER = "stranger@example.org"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(fast_password_hashing, clear_cache) -> None:
-    """Fast hashing; throttle counters from other tests cleared."""
-
-
 @pytest.fixture
 def limits(settings):
     """Small, known limits: changes per account, confirmations and resets per address."""
@@ -203,37 +198,19 @@ def test_the_profile_patch_documents_its_429(db):
 
 @pytest.mark.django_db(transaction=True)
 def test_eight_requests_at_once_for_one_address_get_exactly_its_share():
-    import threading
-
-    from django.db import connection, transaction
+    from django.db import transaction
 
     from accounts.models import MailQuota
+    from tests.concurrency import run_concurrently
 
-    barrier = threading.Barrier(8)
-    waits: list[int | None] = []
-    errors: list[BaseException] = []
+    def request() -> int | None:
+        with transaction.atomic():
+            return MailQuota.objects.consume(
+                scope="confirm-to", subject=STRANGER, limits=[(3, 3600), (5, 86400)], now=timezone.now()
+            )
 
-    def request() -> None:
-        try:
-            barrier.wait()
-            with transaction.atomic():
-                waits.append(
-                    MailQuota.objects.consume(
-                        scope="confirm-to", subject=STRANGER, limits=[(3, 3600), (5, 86400)], now=timezone.now()
-                    )
-                )
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
+    waits = run_concurrently([request] * 8)
 
-    threads = [threading.Thread(target=request) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert errors == []
     assert len(waits) == 8
     assert waits.count(None) == 3
     assert all(wait > 0 for wait in waits if wait is not None)

@@ -25,11 +25,6 @@ pytest_plugins = ["tests.smtp_server"]
 PASSWORD = "correct-horse-battery-9"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(fast_password_hashing, clear_cache) -> None:
-    """Fast hashing; throttle counters from other tests cleared."""
-
-
 @pytest.fixture
 def sweep_when_due(django_capture_on_commit_callbacks):
     """Run the sweep at the moment the latest retry falls due, executing what it enqueues."""

@@ -251,10 +251,10 @@ def test_the_run_page_links_the_price_point_and_the_alerts_it_caused(admin_clien
     page = text_of(response)
 
     assert f'href="/admin/tracking/pricepoint/{point.pk}/change/"'.encode() in response.content
-    assert f"Price point #{point.pk}: 19.99 USD" in page
+    assert f"Price point #{point.pk}: $19.99" in page
     assert f'href="/admin/notifications/notification/{alert.pk}/change/"'.encode() in response.content
     assert f'href="/admin/tracking/tracker/{alices.pk}/change/"'.encode() in response.content
-    assert f"Alert #{alert.pk} to alice@example.com: 19.99 USD (target 25.00)" in page
+    assert f"Alert #{alert.pk} to alice@example.com: $19.99 (target 25.00)" in page
     assert "bob@example.com" not in page
     assert "1 alert(s)" in page  # the summary line
 
@@ -267,7 +267,7 @@ def test_a_price_without_alerts_and_a_failure_say_why_nothing_followed(admin_cli
     quiet_page = text_of(admin_client.get(run_page(quiet)))
     failed_page = text_of(admin_client.get(run_page(failed)))
 
-    assert "Alerts caused: None: no enabled tracker was armed with a target at or above this price." in quiet_page
+    assert "Alerts caused: None: no alert rule of an enabled tracker fired on this price." in quiet_page
     assert "Price point written: None." in failed_page
     assert "Alerts caused: None: no price point, so no tracker was checked." in failed_page
 

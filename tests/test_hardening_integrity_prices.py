@@ -300,9 +300,10 @@ def test_the_confirming_fetch_waits_for_a_request_slot_like_any_fetch(provider, 
     assert store.next_request_at >= run.started_at + timedelta(seconds=1)
 
 
-def test_without_a_free_slot_in_time_the_far_price_is_unconfirmed(provider, tracked, monkeypatch):
+def test_without_a_free_slot_in_time_the_far_price_is_unconfirmed(provider, tracked, monkeypatch, virtual_clock):
     Store.objects.filter(code="amazon.com").update(next_request_at=timezone.now() + timedelta(hours=1))
-    monkeypatch.setattr(services.scrape.time, "sleep", lambda seconds: None)
+    # The task polls for a slot until its deadline (tens of seconds): on a virtual clock, at once.
+    clock = virtual_clock(services.scrape)
     # The first fetch is still served: the product was claimed with a slot already taken.
     monkeypatch.setattr(services.scrape, "_run_start", _start_with_slot(services.scrape._run_start))
     provider.queue(tracked.asin, "1.99", "1.99")
@@ -310,6 +311,8 @@ def test_without_a_free_slot_in_time_the_far_price_is_unconfirmed(provider, trac
     assert provider.calls == [tracked.asin]
     assert (run.status, run.error_kind) == (RunStatus.FAILED, UNCONFIRMED_PRICE)
     assert "no request slot" in run.message
+    # It polled every SLOT_POLL_SECONDS until the deadline, then gave up.
+    assert clock.slept and set(clock.slept) == {services.scrape.SLOT_POLL_SECONDS}
 
 
 def _start_with_slot(original):

@@ -8,16 +8,16 @@ and on PostgreSQL.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from django.db import connections, transaction
+from django.db import transaction
 
 from pricetracker.api import domain_status
 from scraping.models import get_store
+from tests.concurrency import run_concurrently
 from tests.conftest import auth_client
 from tests.tracking_factories import make_product, make_tracker
 from tracking import services
@@ -29,35 +29,6 @@ from tracking.models import Product, Tracker
 def _nothing_fetched(monkeypatch) -> None:
     """New products would be fetched at once: the scrape is not under test."""
     monkeypatch.setattr("tracking.services.queue.enqueue_scrape", lambda **kwargs: None)
-
-
-def all_at_once(calls: list[Callable[[], int]]) -> list[int]:
-    """Run ``calls`` in threads released together by a barrier; return their results."""
-    barrier = threading.Barrier(len(calls))
-    results: list[int] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def run(call: Callable[[], int]) -> None:
-        try:
-            barrier.wait(timeout=10)
-            result = call()
-            with lock:
-                results.append(result)
-        except BaseException as exc:
-            with lock:
-                errors.append(exc)
-        finally:
-            # Each thread opened its own connection; close it so the test database can be flushed.
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
-    return results
 
 
 def permissive_store():
@@ -79,7 +50,7 @@ def test_thirteen_parallel_enables_leave_exactly_the_limit_active(alice):
             auth_client(alice).patch(f"/api/trackers/{tracker.pk}/", {"enabled": True}, format="json").status_code
         )
 
-    statuses = all_at_once([enable(tracker) for tracker in trackers])
+    statuses = run_concurrently([enable(tracker) for tracker in trackers])
 
     assert Counter(statuses) == {200: 3, 403: 10}
     assert Tracker.objects.filter(user=alice, enabled=True).count() == 3
@@ -95,7 +66,7 @@ def test_twenty_parallel_creates_leave_exactly_the_limit_active(alice):
         body = {"url": f"B0CREATE{i:02d}", "target_price": "100.00"}
         return lambda: auth_client(alice).post("/api/trackers/", body, format="json").status_code
 
-    statuses = all_at_once([create(i) for i in range(20)])
+    statuses = run_concurrently([create(i) for i in range(20)])
 
     assert Counter(statuses) == {201: 3, 403: 17}
     assert Tracker.objects.filter(user=alice, enabled=True).count() == 3
@@ -115,7 +86,7 @@ def test_enabling_the_same_tracker_twice_at_once_at_the_limit_succeeds_twice(ali
         return auth_client(alice).patch(f"/api/trackers/{tracker.pk}/", {"enabled": True}, format="json").status_code
 
     # The second enable finds the tracker already active: it must not count itself against the limit.
-    assert all_at_once([enable, enable]) == [200, 200]
+    assert run_concurrently([enable, enable]) == [200, 200]
     assert Tracker.objects.filter(user=alice, enabled=True).count() == 2
 
 

@@ -8,17 +8,16 @@ transactions; PostgreSQL: READ COMMITTED, where only the user row lock serialise
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import connections
 from django.utils import timezone
 
 from scraping.models import get_store
+from tests.concurrency import run_concurrently
 from tests.conftest import auth_client
 from tests.tracking_factories import make_product, make_tracker
 from tracking.models import ManualScrapeRequest
@@ -34,35 +33,6 @@ def queued(monkeypatch) -> list[int]:
 
 def trackers_of(user, store, count: int) -> list:
     return [make_tracker(user, make_product(store, f"B0MANUAL{i:02d}")) for i in range(count)]
-
-
-def all_at_once(calls: list[Callable[[], int]]) -> list[int]:
-    """Run ``calls`` in threads released together by a barrier; return their results."""
-    barrier = threading.Barrier(len(calls))
-    results: list[int] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def run(call: Callable[[], int]) -> None:
-        try:
-            barrier.wait(timeout=10)
-            result = call()
-            with lock:
-                results.append(result)
-        except BaseException as exc:
-            with lock:
-                errors.append(exc)
-        finally:
-            # Each thread opened its own connection; close it so the test database can be flushed.
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
-    return results
 
 
 def test_ten_requests_in_a_row_on_ten_trackers_are_limited_when_accepted(alice, alice_client, store, queued):
@@ -130,7 +100,7 @@ def test_concurrent_requests_never_exceed_the_limit_together(alice, queued):
     def request(tracker) -> Callable[[], int]:
         return lambda: auth_client(alice).post(f"/api/trackers/{tracker.pk}/scrape/").status_code
 
-    statuses = all_at_once([request(tracker) for tracker in trackers])
+    statuses = run_concurrently([request(tracker) for tracker in trackers])
 
     assert Counter(statuses) == {202: 3, 429: 5}
     assert len(queued) == 3

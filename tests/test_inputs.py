@@ -1,4 +1,4 @@
-"""What users may type as a product: amazon.com product URLs and ASINs, nothing else."""
+"""What users may type as a product: Amazon product URLs on every marketplace and ASINs, nothing else."""
 
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ from hypothesis.provisional import domains
 from scraping.inputs import (
     AMAZON_HOSTS,
     InvalidProductReference,
+    ProductReference,
     RejectReason,
     canonical_url,
     is_valid_asin,
     normalize_product_reference,
+    parse_product_reference,
     product_url,
 )
+from scraping.marketplaces import HOST_PREFIXES, MARKETPLACES
 
 ASIN = "B07FNW9FGJ"
 
@@ -61,6 +64,75 @@ def test_it_accepts_real_product_url_forms_and_asins(text, asin):
     assert normalize_product_reference(text) == asin
 
 
+# Every marketplace, on every host form people share links from.
+MARKETPLACE_URLS = [
+    (f"https://{prefix}{marketplace.code}/dp/{ASIN}", marketplace.code)
+    for marketplace in MARKETPLACES
+    for prefix in HOST_PREFIXES
+]
+# The odd and old forms, on a few marketplaces.
+ODD_FORMS = [
+    ("https://www.amazon.com/exec/obidos/ASIN/B07FNW9FGJ/ref=nosim/", "amazon.com"),
+    ("http://www.amazon.co.uk/exec/obidos/ASIN/B07FNW9FGJ", "amazon.co.uk"),
+    ("https://www.amazon.com/exec/obidos/tg/detail/-/B07FNW9FGJ/", "amazon.com"),
+    ("https://www.amazon.de/o/ASIN/B07FNW9FGJ/ref=x", "amazon.de"),
+    ("https://www.amazon.fr/gp/offer-listing/B07FNW9FGJ/ref=dp_olp_NEW_mbc?condition=new", "amazon.fr"),
+    ("https://www.amazon.co.jp/gp/aw/d/B07FNW9FGJ/?th=1", "amazon.co.jp"),
+    ("https://www.amazon.es/dp/product/B07FNW9FGJ", "amazon.es"),
+    ("https://www.amazon.de/-/de/dp/B07FNW9FGJ", "amazon.de"),
+    ("https://www.amazon.de/-/en/Some-Thing/dp/B07FNW9FGJ/ref=sr_1_1", "amazon.de"),
+    ("https://www.amazon.com.be/-/nl/gp/product/B07FNW9FGJ", "amazon.com.be"),
+    ("https://www.amazon.ae/-/en_AE/dp/B07FNW9FGJ", "amazon.ae"),
+    ("amazon.com.mx/Some-Thing/dp/B07FNW9FGJ", "amazon.com.mx"),
+    ("https://m.amazon.in/gp/aw/d/B07FNW9FGJ", "amazon.in"),
+    # A sponsored result links through a redirector that names the product page, encoded.
+    (
+        "https://www.amazon.com/gp/slredirect/picassoRedirect.html/ref=pa_sp_atf_aps_sr_pg1_1?ie=UTF8"
+        "&adId=A0&url=%2FSome-Thing%2Fdp%2FB07FNW9FGJ%2Fref%3Dsr_1_1_sspa%3Fkeywords%3Dx&qualifier=1",
+        "amazon.com",
+    ),
+    ("https://www.amazon.co.uk/sspa/click?ie=UTF8&spc=x&url=%2Fdp%2FB07FNW9FGJ%2Fref%3Dsspa_dk", "amazon.co.uk"),
+    # amzn.com is amazon.com's own short domain, with the ASIN in the link: no request needed.
+    ("https://amzn.com/B07FNW9FGJ", "amazon.com"),
+    ("amzn.com/dp/B07FNW9FGJ", "amazon.com"),
+]
+
+
+@pytest.mark.parametrize(("text", "store"), MARKETPLACE_URLS + ODD_FORMS)
+def test_it_accepts_every_marketplace_and_link_form_and_names_the_marketplace(text, store):
+    assert parse_product_reference(text) == ProductReference(ASIN, store)
+    assert normalize_product_reference(text, store=store) == ASIN
+
+
+def test_a_bare_asin_names_no_marketplace_the_caller_chooses():
+    assert parse_product_reference(" b07fnw9fgj ") == ProductReference(ASIN, None)
+    assert normalize_product_reference(ASIN, store="amazon.de") == ASIN
+
+
+def test_a_link_on_another_marketplace_is_not_that_stores_product():
+    with pytest.raises(InvalidProductReference) as caught:
+        normalize_product_reference(f"https://www.amazon.de/dp/{ASIN}", store="amazon.com")
+    assert caught.value.reason == RejectReason.MARKETPLACE
+    assert "amazon.de" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "link"),
+    [
+        ("https://a.co/d/1AbCdEf", "https://a.co/d/1AbCdEf"),
+        ("a.co/d/1AbCdEf?ref=share", "https://a.co/d/1AbCdEf"),
+        ("http://amzn.to/3xYzAbC", "https://amzn.to/3xYzAbC"),
+        ("https://amzn.eu/d/abc_DEF-1", "https://amzn.eu/d/abc_DEF-1"),
+        ("https://amzn.asia/d/0aBc/", "https://amzn.asia/d/0aBc"),
+    ],
+)
+def test_a_short_link_is_handed_back_as_the_https_link_to_resolve(text, link):
+    with pytest.raises(InvalidProductReference) as caught:
+        parse_product_reference(text)
+    assert caught.value.reason == RejectReason.SHORT_LINK
+    assert caught.value.short_link == link
+
+
 REJECTED = [
     # empty, too long, whitespace and control characters
     ("", RejectReason.EMPTY),
@@ -90,12 +162,15 @@ REJECTED = [
     ("https://aws.amazon.com/dp/B07FNW9FGJ", RejectReason.HOST),
     ("https://www.amaz\u043en.com/dp/B07FNW9FGJ", RejectReason.HOST),  # Cyrillic o
     ("https://example.com/dp/B07FNW9FGJ", RejectReason.HOST),
-    # other marketplaces
-    ("https://www.amazon.co.uk/dp/B07FNW9FGJ", RejectReason.MARKETPLACE),
-    ("https://www.amazon.de/dp/B07FNW9FGJ", RejectReason.MARKETPLACE),
-    ("amazon.co.jp/dp/B07FNW9FGJ", RejectReason.MARKETPLACE),
-    ("https://www.amazon.com.mx/dp/B07FNW9FGJ", RejectReason.MARKETPLACE),
-    ("https://www.amazon.ca/dp/B07FNW9FGJ", RejectReason.MARKETPLACE),
+    ("https://www.amazon.co/dp/B07FNW9FGJ", RejectReason.HOST),
+    ("https://www.amazon.de.evil.example/dp/B07FNW9FGJ", RejectReason.HOST),
+    ("https://amazon.com.mx.evil.example/dp/B07FNW9FGJ", RejectReason.HOST),
+    ("https://www.amazon.co.jpn/dp/B07FNW9FGJ", RejectReason.HOST),
+    ("https://www.amazon.de@evil.example/dp/B07FNW9FGJ", RejectReason.USERINFO),
+    ("https://sellercentral.amazon.de/dp/B07FNW9FGJ", RejectReason.HOST),
+    # Amazon storefronts we do not track
+    ("https://www.amazon.cn/dp/B07FNW9FGJ", RejectReason.MARKETPLACE),
+    ("https://www.amazon.co.za/dp/B07FNW9FGJ", RejectReason.MARKETPLACE),
     # IP literals
     ("http://127.0.0.1/dp/B07FNW9FGJ", RejectReason.IP_LITERAL),
     ("http://[::1]/dp/B07FNW9FGJ", RejectReason.IP_LITERAL),
@@ -106,17 +181,35 @@ REJECTED = [
     ("https://www.amazon.com:8443/dp/B07FNW9FGJ", RejectReason.PORT),
     ("http://www.amazon.com:443/dp/B07FNW9FGJ", RejectReason.PORT),
     ("www.amazon.com:99999/dp/B07FNW9FGJ", RejectReason.PORT),
-    # short links
+    # short links are resolved by the caller (scraping.shortlinks); one without a code is not a link
     ("https://a.co/d/1AbCdEf", RejectReason.SHORT_LINK),
     ("amzn.to/3xYzAbC", RejectReason.SHORT_LINK),
-    ("https://amzn.com/B07FNW9FGJ", RejectReason.SHORT_LINK),
     ("https://amzn.eu/d/abc", RejectReason.SHORT_LINK),
+    ("https://a.co/", RejectReason.MALFORMED),
+    ("https://amzn.to/3x%2e%2e", RejectReason.MALFORMED),
+    ("https://amzn.com/", RejectReason.NOT_PRODUCT_PAGE),
     # search, list and store pages
     ("https://www.amazon.com/s?k=poker+chips", RejectReason.NOT_PRODUCT_PAGE),
     ("https://www.amazon.com/gp/bestsellers/electronics", RejectReason.NOT_PRODUCT_PAGE),
     ("https://www.amazon.com/stores/SLOWPLAY/page/CD8460A7", RejectReason.NOT_PRODUCT_PAGE),
     ("https://www.amazon.com/hz/wishlist/ls/2ABCDEF", RejectReason.NOT_PRODUCT_PAGE),
     ("https://www.amazon.com/", RejectReason.NOT_PRODUCT_PAGE),
+    ("https://www.amazon.de/s?k=kaffee", RejectReason.NOT_PRODUCT_PAGE),
+    ("https://www.amazon.co.jp/hz/wishlist/ls/2ABCDEF", RejectReason.NOT_PRODUCT_PAGE),
+    ("https://www.amazon.co.uk/stores/page/ABC", RejectReason.NOT_PRODUCT_PAGE),
+    ("https://www.amazon.fr/-/en/s?k=x", RejectReason.NOT_PRODUCT_PAGE),
+    # a redirector is only read for a product path on its own site
+    (
+        "https://www.amazon.com/gp/slredirect/picassoRedirect.html?url=https%3A%2F%2Fevil.example%2Fdp%2FB07FNW9FGJ",
+        RejectReason.NOT_PRODUCT_PAGE,
+    ),
+    ("https://www.amazon.com/sspa/click?url=%2F%2Fevil.example%2Fdp%2FB07FNW9FGJ", RejectReason.NOT_PRODUCT_PAGE),
+    ("https://www.amazon.com/sspa/click?url=%2Fdp%2F..%2F..%2FB07FNW9FGJ", RejectReason.NOT_PRODUCT_PAGE),
+    (
+        "https://www.amazon.com/sspa/click?url=https%3A%2F%2Fwww.amazon.de%2Fdp%2FB07FNW9FGJ",
+        RejectReason.NOT_PRODUCT_PAGE,
+    ),
+    ("https://www.amazon.com/s?k=x&url=%2Fdp%2FB07FNW9FGJ", RejectReason.NOT_PRODUCT_PAGE),
     # ASINs that are not
     ("hello", RejectReason.INVALID_ASIN),
     ("B07FNW9FG", RejectReason.INVALID_ASIN),
@@ -151,8 +244,8 @@ def test_each_rejection_reason_has_its_own_message():
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        ("https://www.amazon.co.uk/dp/B07FNW9FGJ", "only amazon.com is supported for now"),
-        ("https://a.co/d/1AbCdEf", "cannot be resolved safely; open it and paste the full product URL"),
+        ("https://www.amazon.cn/dp/B07FNW9FGJ", "marketplace we do not support"),
+        ("https://a.co/d/1AbCdEf", "short link"),
         ("https://www.amazon.com/s?k=chips", "not a product page"),
         ("https://amazon.com@evil.example/", "user name or password"),
         ("file:///etc/passwd", "only http:// and https://"),
@@ -183,6 +276,14 @@ def test_the_fetch_url_refuses_anything_but_a_normalised_asin(bad):
 
 def test_the_canonical_url_is_the_www_amazon_com_dp_url():
     assert canonical_url(ASIN) == "https://www.amazon.com/dp/B07FNW9FGJ"
+
+
+def test_the_canonical_url_is_on_the_products_marketplace():
+    assert canonical_url(ASIN, "amazon.co.jp") == "https://www.amazon.co.jp/dp/B07FNW9FGJ"
+    for marketplace in MARKETPLACES:
+        assert parse_product_reference(canonical_url(ASIN, marketplace.code)) == ProductReference(
+            ASIN, marketplace.code
+        )
 
 
 # --- properties ----------------------------------------------------------------------------------
@@ -226,8 +327,10 @@ def product_urls(draw) -> tuple[str, str]:
 @given(product_urls())
 def test_any_real_product_url_normalises_to_the_asin_of_its_canonical_url(case):
     url, asin = case
-    assert normalize_product_reference(url) == asin
-    assert normalize_product_reference(canonical_url(asin)) == asin
+    reference = parse_product_reference(url)
+    assert reference.asin == asin
+    assert reference.store is not None
+    assert parse_product_reference(canonical_url(asin, reference.store)) == reference
     assert normalize_product_reference(asin.lower()) == asin
 
 

@@ -84,3 +84,30 @@ def test_resend_sends_failed_and_held_alerts_again_and_skips_sent_ones(
     failed.refresh_from_db()
     assert (failed.status, failed.attempts) == (NotificationStatus.SENT, 7)
     assert Notification.objects.get(pk=sent.pk).attempts == 1
+
+
+def test_an_alert_shows_its_reasons_and_the_list_filters_by_reason_kind(admin_browser, alice, store):
+    from decimal import Decimal
+
+    product = make_product(store, asin="B0REASONS1", title="Reasoned kettle")
+    make_tracker(
+        alice,
+        product,
+        target=None,
+        rules=[{"kind": "drop_percent", "percent": Decimal("10")}, {"kind": "any_change", "direction": "both"}],
+    )
+    record(product, success("100.00"))
+    record(product, success("80.00"))  # both rules
+    record(product, success("85.00"))  # a rise: any_change only
+    dropped, rose = Notification.objects.order_by("pk")
+
+    page = admin_browser.get(f"{CHANGELIST}{dropped.pk}/change/").content.decode()
+    by_drop = admin_browser.get(CHANGELIST, {"reason": "drop_percent"})
+    by_change = admin_browser.get(CHANGELIST, {"reason": "any_change"})
+    by_stock = admin_browser.get(CHANGELIST, {"reason": "back_in_stock"})
+
+    assert "drop_percent (rule #" in page and "-20% from 100.00, at 80.00" in page
+    assert "any_change (rule #" in page and "down 20.00 from 100.00" in page
+    assert [n.pk for n in by_drop.context["cl"].result_list] == [dropped.pk]
+    assert sorted(n.pk for n in by_change.context["cl"].result_list) == [dropped.pk, rose.pk]
+    assert list(by_stock.context["cl"].result_list) == []

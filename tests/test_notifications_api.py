@@ -46,8 +46,21 @@ def test_a_user_lists_their_notifications_newest_first(alice, alice_client, aler
         "asin": "B000000001",
         "title": "Product B000000001",
         "price": "90.00",
+        "observed_price": "90.00",
+        "previous_price": None,
         "target_price": "100.00",
         "currency": "USD",
+        "reasons": [
+            {
+                "kind": "below_target",
+                "rule_id": older.tracker.rules.get().pk,
+                "detail": "at or below your target of 100.00",
+                "observed_price": "90.00",
+                "observed_at": item["reasons"][0]["observed_at"],
+                "suppressed": "",
+            }
+        ],
+        "merged_into": None,
         "status": "SENT",
         "attempts": 1,
         "last_error": "",

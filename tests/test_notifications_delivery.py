@@ -6,13 +6,11 @@ transaction's on-commit callbacks run.
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core import mail
-from django.db import connection
 from django.utils import timezone
 
 from accounts.models import User
@@ -21,6 +19,7 @@ from accounts.tokens import EmailKind, make_email_confirmation_token
 from notifications import services
 from notifications.models import Notification, NotificationStatus
 from pricetracker.env import mailer_from_url
+from tests.concurrency import run_concurrently
 from tests.tracking_factories import make_product, make_tracker, record, success
 from tracking.models import PricePoint
 
@@ -350,17 +349,28 @@ def test_a_redelivered_scrape_sends_one_email(alice, product, smtp_server, djang
     assert Notification.objects.count() == 1
 
 
-def test_the_crossing_handler_called_twice_for_one_crossing_keeps_one_row(
+def test_the_alert_handler_called_twice_for_one_observation_keeps_one_row(
     alice, product, observe, smtp_server, django_capture_on_commit_callbacks
 ):
+    from tracking.hooks import AlertOutcome, AlertReason, TrackerAlert
+
     tracker = make_tracker(alice, product, target="90.00")
     observe("80.00")
     point = PricePoint.objects.get()
+    rule = tracker.rules.get()
+    alert = TrackerAlert(
+        tracker=tracker,
+        point=point,
+        reasons=(AlertReason(kind="below_target", rule_id=rule.pk, detail="at or below your target of 90.00"),),
+        previous_price=None,
+        target_price=Decimal("90.00"),
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
-        again = services.notification_create_for_crossing(tracker, point)
+        again = services.notification_create_for_alert(alert)
 
-    assert again == Notification.objects.get()
+    assert again == AlertOutcome.DUPLICATE
+    assert Notification.objects.count() == 1
     assert len(smtp_server.messages) == 1
 
 
@@ -374,26 +384,8 @@ def test_eight_workers_racing_on_one_notification_send_one_email(alice, product,
     notification = Notification.objects.get()
     assert notification.status == NotificationStatus.PENDING
 
-    barrier = threading.Barrier(8)
-    outcomes: list[services.SendOutcome] = []
-    errors: list[BaseException] = []
+    outcomes = run_concurrently([lambda: services.notification_send(notification_id=notification.pk)] * 8)
 
-    def worker() -> None:
-        try:
-            barrier.wait()
-            outcomes.append(services.notification_send(notification_id=notification.pk))
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert errors == []
     assert sorted(outcomes) == sorted([services.SendOutcome.SENT] + [services.SendOutcome.SKIPPED] * 7)
     assert len(smtp_server.messages) == 1
     notification.refresh_from_db()

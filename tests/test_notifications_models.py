@@ -76,7 +76,8 @@ def test_a_sending_row_always_has_a_lease(crossing):
     [
         ("89.99", "USD", "$89.99"),
         ("1234.50", "USD", "$1,234.50"),
-        ("5.00", "EUR", "5.00 EUR"),
+        ("5.00", "EUR", "€5.00"),
+        ("1234", "JPY", "¥1,234"),
         (None, "USD", "unknown"),
     ],
 )
@@ -84,3 +85,20 @@ def test_money_is_shown_the_way_shoppers_read_it(amount, currency, shown):
     from decimal import Decimal
 
     assert format_money(None if amount is None else Decimal(amount), currency) == shown
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "language", "shown"),
+    [
+        ("1234.50", "EUR", "de-DE", "1.234,50\u00a0€"),
+        ("1234.50", "EUR", "fr", "1\u202f234,50\u00a0€"),
+        ("1234", "JPY", "ja-JP", "￥1,234"),
+        ("123456", "INR", "en-IN", "₹1,23,456.00"),
+        ("1234.50", "PLN", "pl", "1\u00a0234,50\u00a0zł"),
+        ("9.99", "USD", "", "$9.99"),
+    ],
+)
+def test_money_is_shown_in_the_readers_language(amount, currency, language, shown):
+    from decimal import Decimal
+
+    assert format_money(Decimal(amount), currency, language=language) == shown

@@ -27,8 +27,8 @@ FIVE_MB = 5 * 1024 * 1024
 
 
 @pytest.fixture(autouse=True)
-def _isolated(clear_cache, provider) -> None:
-    """No throttle counts from other tests; the scripted provider, so nothing is fetched."""
+def _isolated(provider) -> None:
+    """The scripted provider, so nothing is fetched."""
 
 
 def counts() -> dict[str, int]:

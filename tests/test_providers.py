@@ -14,6 +14,8 @@ from scraping.providers.amazon import AmazonProvider
 from scraping.results import Availability, ErrorKind, ScrapeResult, ScrapeStatus
 
 ASIN = "B0TESTPR01"
+# A provider reads its store's row (base URL, language) before each fetch.
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)

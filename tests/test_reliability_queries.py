@@ -22,8 +22,9 @@ from tracking.models import PricePoint, RunStatus, ScrapeRun, Tracker
 
 pytestmark = pytest.mark.django_db
 
-# user (JWT authentication), COUNT for the paginator, one page with product and store joined
-LIST_QUERIES = 3
+# user (JWT authentication), COUNT for the paginator, one page with product and store joined, the
+# page's alert rules (one prefetch: the tracker JSON lists its rules)
+LIST_QUERIES = 4
 # user, the tracker (owner-scoped), COUNT, one page of points
 HISTORY_QUERIES = 4
 # user, the tracker, the window's min/max/avg/count, the all-time low, the current price

@@ -87,6 +87,13 @@ def test_it_needs_a_target_or_files_but_not_both():
 # --- live mode: the outcome is the exit status ------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _store_rows(request):
+    """A live scrape reads its store's row (base URL, language): give those tests a database."""
+    if "fake_store" in request.fixturenames:
+        request.getfixturevalue("db")
+
+
 def scrape_live(*args: str) -> tuple[str, int]:
     """stdout of a live ``scrape`` and its exit status."""
     out = StringIO()

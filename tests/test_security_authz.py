@@ -80,6 +80,7 @@ def build_world(*, alice, bob, store) -> World:
             "trackers": tracker.pk,
             "scrape-runs": run.pk,
             "notifications": Notification.objects.get(user=user, product=product).pk,
+            "rules": tracker.rules.get().pk,
         }
         markers[name] = (asin.encode(), title.encode(), user.email.encode())
     return World(ids=ids, markers=markers)
@@ -140,6 +141,11 @@ MATRIX: dict[tuple[str, str], Expect] = {
     ("tracker-history", "GET"): _private(200, 404, shows_own=False),
     ("tracker-scrape", "POST"): _private(202, 404),
     ("tracker-stats", "GET"): _private(200, 404),
+    ("tracker-rule-list", "GET"): _private(200, 404),
+    ("tracker-rule-list", "POST"): _private(201, 404, body={"kind": "drop_percent", "percent": "10"}),
+    ("tracker-rule-detail", "GET"): _private(200, 404),
+    ("tracker-rule-detail", "PATCH"): _private(200, 404, body={"cooldown_minutes": 30}),
+    ("tracker-rule-detail", "DELETE"): _private(204, 404),
     ("scrape-run-detail", "GET"): _private(200, 404, shows_own=True),
     ("notification-detail", "GET"): _private(200, 404, shows_own=True),
     # Lists and the caller's own account: everyone sees only their own.
@@ -238,8 +244,16 @@ def test_only_the_allow_listed_endpoints_are_open_to_anonymous_clients():
             assert expect.status("anonymous") == (401,), f"{method} {name} must refuse anonymous clients"
 
 
+# URLs naming one of Alice's trackers and one of its rules.
+RULE_IN_URL = {"tracker-rule-list", "tracker-rule-detail"}
+
+
 def _url(name: str, world: World, query: dict) -> str:
     kwargs = {"pk": world.ids["alice"][OBJECT_IN_URL[name]]} if name in OBJECT_IN_URL else {}
+    if name in RULE_IN_URL:
+        kwargs = {"tracker_pk": world.ids["alice"]["trackers"]}
+        if name == "tracker-rule-detail":
+            kwargs["pk"] = world.ids["alice"]["rules"]
     url = reverse(name, kwargs=kwargs)
     return f"{url}?{urlencode(query)}" if query else url
 

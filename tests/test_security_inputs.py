@@ -1,11 +1,13 @@
-"""Hostile product references: nothing but amazon.com product URLs and ASINs is ever accepted.
+"""Hostile product references: nothing but Amazon product URLs (on the marketplaces we track) and
+ASINs is ever accepted.
 
 tests/test_inputs.py has the table of real URL forms and rejections and the basic properties
 (real URLs normalise to their ASIN; random text and random other domains are refused). These
 properties go after the tricks: look-alike hosts (Unicode confusables, IDN/punycode, full-width
 dots), IP literals in every notation browsers resolve, ports, userinfo, percent-encoding and
-backslashes, and random mutations of a valid URL. Whatever is accepted must name an amazon.com
-host *as a browser would read it* and normalise to the same ASIN as its canonical URL.
+backslashes, sponsored-result redirectors, and random mutations of a valid URL. Whatever is
+accepted must name a marketplace host *as a browser would read it* and normalise to the same
+ASIN as its canonical URL.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from scraping.inputs import (
     canonical_url,
     is_valid_asin,
     normalize_product_reference,
+    parse_product_reference,
 )
 
 ASIN = "B07FNW9FGJ"
@@ -290,3 +293,24 @@ def test_anything_before_the_host_is_refused_unless_it_is_a_plain_scheme(prefix)
 def test_percent_encoding_the_path_never_smuggles_another_asin():
     for text in (f"https://www.amazon.com/dp/{quote(ASIN, safe='')}", f"https://www.amazon.com/dp/{ASIN.lower()}"):
         assert normalize_product_reference(text) == ASIN
+
+
+@deterministic(300)
+@given(
+    host=st.sampled_from(sorted(AMAZON_HOSTS)),
+    target=st.one_of(
+        st.text(alphabet=st.characters(codec="utf-8"), max_size=60),
+        st.sampled_from(
+            ["//evil.example/dp/", "https://evil.example/dp/", "/dp/../", "\\evil.example/dp/", "/Thing/dp/"]
+        ).map(lambda prefix: prefix + ASIN),
+    ),
+)
+def test_a_redirector_only_ever_yields_a_product_path_on_its_own_site(host, target):
+    text = f"https://{host}/gp/slredirect/picassoRedirect.html/ref=x?url={quote(target, safe='')}"
+    try:
+        reference = parse_product_reference(text)
+    except InvalidProductReference:
+        return
+    assert target.startswith("/") and not target.startswith("//")
+    assert reference.asin.lower() in target.lower()
+    assert reference.store is not None and host.endswith(reference.store)

@@ -37,11 +37,6 @@ PASSWORD = "correct-horse-battery-9"
 NEW_PASSWORD = "tiger-lily-on-the-moon-42"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(clear_cache) -> None:
-    """Throttle counters from other tests cleared."""
-
-
 def bearer(token: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from scraping.results import Availability, ScrapeResult, ScrapeStatus
 from tracking import services
-from tracking.models import Product, ScrapeRun, Tracker
+from tracking.models import AlertRule, Product, ScrapeRun, Tracker
 
 
 def make_product(store, asin: str = "B000000001", **fields) -> Product:
@@ -18,9 +18,18 @@ def make_product(store, asin: str = "B000000001", **fields) -> Product:
     return Product.objects.create(store=store, asin=asin, **fields)
 
 
-def make_tracker(user, product, target: str = "100.00", **fields) -> Tracker:
+def make_tracker(user, product, target: str | None = "100.00", *, armed: bool = True, rules=(), **fields) -> Tracker:
+    """A tracker with a below_target rule at ``target`` (None: none) and any other ``rules``
+    (``{"kind": "drop_percent", "percent": Decimal("10")}``...)."""
     fields.setdefault("interval_minutes", 60)
-    return Tracker.objects.create(user=user, product=product, target_price=Decimal(target), **fields)
+    tracker = Tracker.objects.create(user=user, product=product, **fields)
+    if target is not None:
+        AlertRule.objects.create(
+            tracker=tracker, kind="below_target", price=Decimal(target), repeat="once", armed=armed
+        )
+    for rule in rules:
+        AlertRule.objects.create(tracker=tracker, **rule)
+    return tracker
 
 
 def success(price: str | None, **fields) -> ScrapeResult:

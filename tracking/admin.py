@@ -1,4 +1,4 @@
-"""Admin for products, trackers, scrape runs and the price history.
+"""Admin for products, trackers (with their alert rules), scrape runs and the price history.
 
 Runs and price points are audit records: read-only here. Product scheduling state belongs to the
 workers, so a product is read-only too and changes only through its actions ("Scrape now",
@@ -37,23 +37,27 @@ from django.utils.safestring import SafeString, mark_safe
 from pricetracker.errors import DomainError, Unavailable
 from scraping.inputs import canonical_url
 from scraping.models import Store
+from scraping.money import format_money
 from scraping.providers import UnknownProvider, get_provider
 from scraping.providers.base import BLOCKED_KINDS
 from scraping.results import ErrorKind
 from tracking import services
 from tracking.charts import TargetLine, price_history_svg
-from tracking.errors import IntervalTooShort, TrackerLimitReached
+from tracking.errors import IntervalTooShort, InvalidRule, TrackerLimitReached
 from tracking.models import (
     INTERNAL_ERROR,
     UNCONFIRMED_PRICE,
     WORKER_LOST,
+    AlertRule,
     PricePoint,
     Product,
+    RuleKind,
     RunStatus,
     ScrapeRun,
     Tracker,
     to_the_second,
 )
+from tracking.services.rules import RuleSpec, rule_check
 
 if TYPE_CHECKING:
     from notifications.models import Notification
@@ -224,7 +228,11 @@ def run_effects(run: ScrapeRun) -> RunEffects:
         point = PricePoint.objects.filter(run=run).first()
         alerts = []
         if point is not None:
-            alerts = list(point.notifications.select_related("user", "tracker__user").order_by("pk"))
+            alerts = list(
+                point.notifications.select_related("user", "tracker__user")
+                .prefetch_related("tracker__rules")
+                .order_by("pk")
+            )
         effects = cache["_admin_effects"] = RunEffects(price_point=point, alerts=alerts)
     return effects
 
@@ -261,13 +269,15 @@ def _alert_item(alert: Notification) -> SafeString:
     else:
         tracker_url = reverse("admin:tracking_tracker_change", args=[alert.tracker_id])
         tracker = format_html('<a href="{}">{}</a>', tracker_url, alert.tracker)
+    kinds = [str(reason.get("kind")) for reason in alert.reasons or [] if isinstance(reason, dict)]
+    why = f"target {alert.target_price}" if alert.target_price is not None else ", ".join(kinds) or "no reason"
     return format_html(
-        '<li><a href="{}">Alert #{}</a> to {}: {} (target {}), {}; for {}</li>',
+        '<li><a href="{}">Alert #{}</a> to {}: {} ({}), {}; for {}</li>',
         url,
         alert.pk,
         to,
-        f"{alert.price} {alert.currency}".strip(),
-        alert.target_price,
+        format_money(alert.price, alert.currency),
+        why,
         alert.get_status_display().lower(),
         tracker,
     )
@@ -278,7 +288,7 @@ def alerts_list(effects: RunEffects) -> str:
     if effects.price_point is None:
         return "None: no price point, so no tracker was checked."
     if not effects.alerts:
-        return "None: no enabled tracker was armed with a target at or above this price."
+        return "None: no alert rule of an enabled tracker fired on this price."
     return format_html("<ul>{}</ul>", format_html_join("", "{}", ((_alert_item(a),) for a in effects.alerts)))
 
 
@@ -414,7 +424,7 @@ class ScrapeRunAdmin(BigTableAdmin):
         received = f"{filesizeformat(run.bytes_received)}" if run.bytes_received else "no bytes"
         effects = run_effects(run)
         point = effects.price_point
-        wrote = f"price point {point.price} {point.currency}".strip() if point else "no price point"
+        wrote = f"price point {format_money(point.price, point.currency)}" if point else "no price point"
         alerts = f"{len(effects.alerts)} alert(s)" if effects.alerts else "no alert"
         return (
             f"{url} fetched by {worker} at {to_the_second(run.started_at or run.created_at)}: {answer}, "
@@ -473,7 +483,9 @@ class ScrapeRunAdmin(BigTableAdmin):
         if point is None:
             return "None."
         url = reverse("admin:tracking_pricepoint_change", args=[point.pk])
-        return format_html('<a href="{}">Price point #{}: {} {}</a>', url, point.pk, point.price, point.currency)
+        return format_html(
+            '<a href="{}">Price point #{}: {}</a>', url, point.pk, format_money(point.price, point.currency)
+        )
 
     @admin.display(description="alerts caused")
     def alerts(self, run: ScrapeRun) -> str:
@@ -487,7 +499,7 @@ class ScrapeRunAdmin(BigTableAdmin):
 class PricePointAdmin(BigTableAdmin):
     """The append-only price history, newest first."""
 
-    list_display = ("observed_at", "product_label", "price", "currency", "availability")
+    list_display = ("observed_at", "product_label", "shown_price", "currency", "availability")
     list_display_links = ("observed_at",)
     list_filter = (StoreFilter,)
     list_select_related = False  # products are prefetched, as for scrape runs
@@ -507,6 +519,10 @@ class PricePointAdmin(BigTableAdmin):
     def product_label(self, point: PricePoint) -> SafeString:
         return _product_link(point.product)
 
+    @admin.display(description="price")
+    def shown_price(self, point: PricePoint) -> str:
+        return format_money(point.price, point.currency)
+
     @admin.display(description="product")
     def product_link(self, point: PricePoint) -> SafeString:
         return _product_link(point.product)
@@ -518,7 +534,11 @@ class PricePointAdmin(BigTableAdmin):
 
     @admin.display(description="alerts caused")
     def alerts(self, point: PricePoint) -> str:
-        alerts = list(point.notifications.select_related("user", "tracker__user").order_by("pk"))
+        alerts = list(
+            point.notifications.select_related("user", "tracker__user")
+            .prefetch_related("tracker__rules")
+            .order_by("pk")
+        )
         return alerts_list(RunEffects(price_point=point, alerts=alerts))
 
 
@@ -553,14 +573,18 @@ class TrackerInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     model = Tracker
     verbose_name_plural = "Trackers"
-    fields = ("user", "target_price", "interval_minutes", "enabled", "armed", "last_alert_at")
+    fields = ("user", "target_price", "rules_summary", "interval_minutes", "enabled", "last_alert_at")
     readonly_fields = fields
-    ordering = ("target_price", "pk")
+    ordering = ("pk",)
     show_change_link = True
     extra = 0
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tracker]:
-        return super().get_queryset(request).select_related("user")
+        return super().get_queryset(request).select_related("user").prefetch_related("rules")
+
+    @admin.display(description="alert rules")
+    def rules_summary(self, tracker: Tracker) -> str:
+        return rules_summary(tracker)
 
 
 @admin.register(Product)
@@ -631,12 +655,12 @@ class ProductAdmin(admin.ModelAdmin):
     def price(self, product: Product) -> str:
         if product.current_price is None:
             return "-"
-        return f"{product.current_price} {product.currency}".strip()
+        return format_money(product.current_price, product.currency)
 
-    @admin.display(description="on amazon.com")
+    @admin.display(description="on Amazon")
     def amazon_link(self, product: Product) -> str:
         try:
-            url = canonical_url(product.asin)
+            url = canonical_url(product.asin, product.store.code)
         except ValueError:  # not a normalised ASIN: nothing safe to link to
             return "-"
         return format_html('<a href="{}" target="_blank" rel="noopener noreferrer">{}</a>', url, url)
@@ -650,13 +674,13 @@ class ProductAdmin(admin.ModelAdmin):
         )
         latest.reverse()
         targets = (
-            Tracker.objects.filter(product=product, enabled=True)
-            .values("target_price")
-            .annotate(trackers=Count("pk"))
-            .order_by("target_price")
+            AlertRule.objects.filter(tracker__product=product, tracker__enabled=True, kind=RuleKind.BELOW_TARGET)
+            .values("price")
+            .annotate(trackers=Count("tracker", distinct=True))
+            .order_by("price")
         )
         currency = latest[-1][2] if latest else product.currency
-        lines = [_target_line(row["target_price"], row["trackers"], currency) for row in targets]
+        lines = [_target_line(row["price"], row["trackers"], currency) for row in targets if row["price"] is not None]
         svg = price_history_svg(
             [(observed_at, price) for observed_at, price, _ in latest],
             targets=lines,
@@ -667,7 +691,7 @@ class ProductAdmin(admin.ModelAdmin):
             caption = f"The latest {len(latest):,} observations."
         else:
             caption = f"{len(latest):,} observation(s)."
-        caption += " Dashed lines: target prices of enabled trackers."
+        caption += " Dashed lines: below_target prices of enabled trackers."
         # The SVG escapes every text it contains (tracking.charts); the caption is escaped here.
         return format_html('<div class="price-chart">{}</div><p class="help">{}</p>', mark_safe(svg), caption)
 
@@ -720,12 +744,18 @@ def _target_line(target: Decimal, trackers: int, currency: str) -> TargetLine:
 # --- Trackers -----------------------------------------------------------------------------------------
 
 
+def rules_summary(tracker: Tracker) -> str:
+    """The tracker's rules in words (``at or below 90.00; drop of 10% or more``), or a dash."""
+    rules = sorted(tracker.rules.all(), key=lambda rule: rule.pk)
+    return "; ".join(rule.describe() for rule in rules) or "- (watch only)"
+
+
 class TrackerChangeForm(forms.ModelForm):
-    """Target, interval and enabled, checked like the API checks them (tracking.services)."""
+    """Interval and enabled, checked like the API checks them (tracking.services)."""
 
     class Meta:
         model = Tracker
-        fields = ("target_price", "interval_minutes", "enabled")
+        fields = ("interval_minutes", "enabled")
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -750,46 +780,165 @@ class TrackerChangeForm(forms.ModelForm):
         return cleaned
 
 
+class AlertRuleForm(forms.ModelForm):
+    """One rule, checked by the same function as the API's (:func:`tracking.services.rules.rule_check`)."""
+
+    class Meta:
+        model = AlertRule
+        fields = ("kind", "price", "repeat", "percent", "days", "direction", "cooldown_minutes")
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
+        kind = cleaned.get("kind")
+        if kind is None or self.errors:
+            return cleaned
+        if self.instance.pk is not None and kind != self.instance.kind:
+            self.add_error("kind", "A rule's kind cannot be changed: delete it and add another.")
+            return cleaned
+        spec = RuleSpec(
+            kind=kind,
+            price=cleaned.get("price"),
+            repeat=cleaned.get("repeat") or "",
+            percent=cleaned.get("percent"),
+            days=cleaned.get("days"),
+            direction=cleaned.get("direction") or "",
+            cooldown_minutes=cleaned.get("cooldown_minutes") or 0,
+        )
+        try:
+            spec = rule_check(spec)
+        except InvalidRule as refused:
+            self.add_error(refused.field if refused.field in self.fields else None, refused.message)
+            return cleaned
+        cleaned.update(spec.values())  # the kind's defaults (repeat once, direction both)
+        return cleaned
+
+
+class AlertRuleFormSet(BaseInlineFormSet):
+    """The tracker's rules: at most the user's ``max_rules_per_tracker``."""
+
+    def clean(self) -> None:
+        super().clean()
+        kept = sum(
+            1 for form in self.forms if getattr(form, "cleaned_data", None) and not form.cleaned_data.get("DELETE")
+        )
+        tracker = self.instance
+        limit = tracker.user.max_rules_per_tracker
+        if kept > limit:
+            raise forms.ValidationError(
+                f"{tracker.user.email} may have at most {limit} alert rules per tracker. Raise the limit on the "
+                "user first."
+            )
+
+
+class AlertRuleInline(admin.TabularInline):
+    """A tracker's alert rules, changed through the rule services (checked, limited, evaluated)."""
+
+    model = AlertRule
+    form = AlertRuleForm
+    formset = AlertRuleFormSet
+    verbose_name_plural = (
+        "Alert rules (below_target: price, repeat; drop_percent: percent; new_low: days, empty for all time; "
+        "back_in_stock; any_change: direction)"
+    )
+    fields = (
+        "kind",
+        "price",
+        "repeat",
+        "percent",
+        "days",
+        "direction",
+        "cooldown_minutes",
+        "armed",
+        "lowest_alerted",
+        "last_fired_at",
+    )
+    readonly_fields = ("armed", "lowest_alerted", "last_fired_at")
+    ordering = ("pk",)
+    extra = 0
+
+
+class RuleKindFilter(admin.SimpleListFilter):
+    """Trackers with at least one rule of a kind (or none at all: watch only)."""
+
+    title = "alert rule kind"
+    parameter_name = "rule_kind"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [*RuleKind.choices, ("none", "No rules (watch only)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value == "none":
+            return queryset.exclude(Exists(AlertRule.objects.filter(tracker=OuterRef("pk"))))
+        if value in RuleKind.values:
+            return queryset.filter(Exists(AlertRule.objects.filter(tracker=OuterRef("pk"), kind=value)))
+        return queryset
+
+
+class TargetArmedFilter(admin.SimpleListFilter):
+    """Trackers whose below_target rule is armed or disarmed. The parameter keeps the name of the
+    former tracker column, so bookmarked admin lists still work."""
+
+    title = "target armed"
+    parameter_name = "armed__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("1", "Armed"), ("0", "Disarmed")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() not in ("0", "1"):
+            return queryset
+        targets = AlertRule.objects.filter(
+            tracker=OuterRef("pk"), kind=RuleKind.BELOW_TARGET, armed=self.value() == "1"
+        )
+        return queryset.filter(Exists(targets))
+
+
 @admin.register(Tracker)
 class TrackerAdmin(admin.ModelAdmin):
-    """Users' trackers. Changes go through the tracker services, so the product's schedule follows.
+    """Users' trackers and their alert rules. Changes go through the tracker and rule services, so
+    the product's schedule follows and a changed target is evaluated against the current price.
 
     Trackers are created through the API (which validates the product and the user's limits),
     so there is no add form; user and product never change, so they are read-only.
     """
 
     form = TrackerChangeForm
+    inlines = (AlertRuleInline,)
     list_display = (
         "id",
         "user",
         "product_label",
-        "target_price",
+        "target",
+        "target_armed",
+        "rules_list",
         "interval_minutes",
         "enabled",
-        "armed",
         "last_alert_at",
     )
-    list_filter = ("enabled", "armed", "product__store")
+    list_filter = ("enabled", RuleKindFilter, TargetArmedFilter, "product__store")
     list_select_related = ("user", "product")
     search_fields = ("user__email", "=product__asin")
     search_help_text = "User email (or part of it), or exact ASIN."
     ordering = ("-created_at", "-pk")
     fieldsets = (
-        (None, {"fields": ("user", "product_link", "target_price", "interval_minutes", "enabled")}),
+        (None, {"fields": ("user", "product_link", "interval_minutes", "enabled")}),
         (
             "Alert state",
             {
-                "description": "Armed: the next price at or below the target sends one alert and disarms "
-                "the tracker; a price above the target re-arms it.",
-                "fields": ("armed", "last_alert_at"),
+                "description": "One email per check at most, listing every rule that fired. A below_target rule "
+                "is armed until it fires and re-armed by a price above its price; the other kinds compare each "
+                "price with the history. The rules are below.",
+                "fields": ("last_alert_at",),
             },
         ),
         ("Dates", {"fields": ("created_at", "updated_at")}),
     )
-    readonly_fields = ("user", "product_link", "armed", "last_alert_at", "created_at", "updated_at")
+    readonly_fields = ("user", "product_link", "last_alert_at", "created_at", "updated_at")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tracker]:
-        return super().get_queryset(request).select_related("user", "product__store")
+        return super().get_queryset(request).select_related("user", "product__store").prefetch_related("rules")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -802,6 +951,18 @@ class TrackerAdmin(admin.ModelAdmin):
     def product_link(self, tracker: Tracker) -> SafeString:
         return _product_link(tracker.product)
 
+    @admin.display(description="target")
+    def target(self, tracker: Tracker) -> Decimal | None:
+        return tracker.target_price
+
+    @admin.display(description="armed", boolean=True)
+    def target_armed(self, tracker: Tracker) -> bool | None:
+        return tracker.armed
+
+    @admin.display(description="alert rules")
+    def rules_list(self, tracker: Tracker) -> str:
+        return rules_summary(tracker)
+
     def save_model(self, request: HttpRequest, obj: Tracker, form: forms.ModelForm, change: bool) -> None:
         # The service compares against the stored row, so give it a fresh one rather than the
         # instance the form has already changed.
@@ -809,7 +970,6 @@ class TrackerAdmin(admin.ModelAdmin):
         try:
             services.tracker_update(
                 tracker=stored,
-                target_price=form.cleaned_data["target_price"],
                 interval_minutes=form.cleaned_data["interval_minutes"],
                 enabled=form.cleaned_data["enabled"],
             )
@@ -817,6 +977,26 @@ class TrackerAdmin(admin.ModelAdmin):
             # The form checked the same rules; this is a race with another change (two admins,
             # or the user's own API call enabling a tracker meanwhile). Nothing was saved.
             self.message_user(request, f"Not saved: {refused.message}", messages.ERROR)
+
+    def save_formset(
+        self, request: HttpRequest, form: forms.ModelForm, formset: forms.BaseModelFormSet, change: bool
+    ) -> None:
+        if formset.model is not AlertRule:
+            super().save_formset(request, form, formset, change)
+            return
+        tracker = Tracker.objects.select_related("user", "product").get(pk=form.instance.pk)
+        formset.save(commit=False)  # sorts the forms into new, changed and deleted; writes nothing
+        try:
+            for rule in formset.deleted_objects:
+                services.rule_delete(rule=rule)
+            for rule, changed in formset.changed_objects:
+                stored = AlertRule.objects.select_related("tracker").get(pk=rule.pk)
+                services.rule_update(rule=stored, changes={name: getattr(rule, name) for name in changed})
+            for rule in formset.new_objects:
+                services.rule_create(tracker=tracker, spec=RuleSpec.of(rule))
+        except DomainError as refused:
+            # Checked by the forms already: a race with the user's own changes through the API.
+            self.message_user(request, f"Rules not all saved: {refused.message}", messages.ERROR)
 
     def delete_model(self, request: HttpRequest, obj: Tracker) -> None:
         services.tracker_delete(tracker=obj)

@@ -15,3 +15,10 @@ class TrackingAppConfig(AppConfig):
         from tracking.services import store_apply_min_interval
 
         register_min_interval_handler(store_apply_min_interval)
+
+        # accounts must not import scraping either: a profile's default marketplace is checked
+        # against the marketplaces through this hook.
+        from accounts.hooks import register_store_codes
+        from scraping.marketplaces import MARKETPLACES
+
+        register_store_codes(lambda: frozenset(marketplace.code for marketplace in MARKETPLACES))

@@ -110,3 +110,41 @@ class StorePaused(Unavailable):
             extra=extra,
         )
         self.until = until
+
+
+class InvalidRule(InvalidInput):
+    """An alert rule's parameter is missing, does not apply to its kind, or is out of range."""
+
+    code = "invalid_rule"
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message, field=field)
+
+
+class RuleLimitReached(LimitReached):
+    """The tracker already has as many alert rules as the user's account allows."""
+
+    code = "rule_limit"
+
+    def __init__(self, *, count: int, limit: int) -> None:
+        super().__init__(
+            f"This tracker already has {count} alert rules, the limit for your account ({limit}). "
+            "Delete or change one first."
+        )
+        self.count = count
+        self.limit = limit
+
+
+class ShortLinkUnresolved(InvalidReference):
+    """A short link (a.co, amzn.to, ...) did not lead to a product on a marketplace we track."""
+
+    code = "short_link_unresolved"
+
+
+class UnknownStore(InvalidInput):
+    """The ``store`` asked for (or the profile's default marketplace) is not a marketplace we track."""
+
+    code = "unknown_store"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="store")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -156,18 +157,20 @@ class Product(models.Model):
 
 
 class Tracker(models.Model):
-    """A user's interest in a product: target price, interval, and the alert state.
+    """A user's interest in a product: interval, enabled, and its alert rules (:class:`AlertRule`).
 
-    ``armed`` implements "one email per crossing": a tracker is armed when created; a price at
-    or below target while armed fires one alert and disarms; a price above target re-arms.
+    A tracker without rules only records history ("watch only"). ``target_price`` and ``armed``
+    are the compatibility view of its first ``below_target`` rule (the ``target_price``
+    shorthand of the API creates one); they read the rules, so load trackers with
+    ``prefetch_related("rules")`` when listing them.
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trackers")
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="trackers")
-    target_price = models.DecimalField(max_digits=12, decimal_places=2)
     interval_minutes = models.PositiveIntegerField()
     enabled = models.BooleanField(default=True)
-    armed = models.BooleanField(default=True)
+    # When this tracker last raised an alert the user is told about (any rule; suppressed
+    # firings excluded).
     last_alert_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -178,7 +181,6 @@ class Tracker(models.Model):
         db_table = "tracking_configs"
         constraints = [
             models.UniqueConstraint(fields=["user", "product"], name="tracking_configs_user_product_unique"),
-            models.CheckConstraint(condition=Q(target_price__gt=0), name="tracking_configs_target_positive"),
             models.CheckConstraint(condition=Q(interval_minutes__gte=1), name="tracking_configs_interval_positive"),
         ]
         indexes = [
@@ -189,9 +191,191 @@ class Tracker(models.Model):
         ]
 
     def __str__(self) -> str:
-        # Reads the user unless it was loaded with the tracker (admin inlines and titles do).
-        state = "disabled" if not self.enabled else "armed" if self.armed else "disarmed"
-        return f"tracker #{self.pk} ({self.user.email}): target {self.target_price}, {state}"
+        # Reads the user and the rules unless they were loaded with the tracker.
+        target = self.target_rule
+        if not self.enabled:
+            state = "disabled"
+        elif target is None:
+            state = "enabled"
+        else:
+            state = "armed" if target.armed else "disarmed"
+        aim = f"target {target.price}" if target is not None else "no target"
+        return f"tracker #{self.pk} ({self.user.email}): {aim}, {state}"
+
+    @property
+    def target_rule(self) -> AlertRule | None:
+        """The first ``below_target`` rule (the one ``target_price`` names), or None."""
+        targets = [rule for rule in self.rules.all() if rule.kind == RuleKind.BELOW_TARGET]
+        return min(targets, key=lambda rule: rule.pk) if targets else None
+
+    @property
+    def target_price(self) -> Decimal | None:
+        """The price of :attr:`target_rule` (None: no target, watch only or other rules)."""
+        rule = self.target_rule
+        return None if rule is None else rule.price
+
+    @property
+    def armed(self) -> bool | None:
+        """Whether :attr:`target_rule` is armed (None without a target)."""
+        rule = self.target_rule
+        return None if rule is None else rule.armed
+
+
+class RuleKind(models.TextChoices):
+    BELOW_TARGET = "below_target", "Price at or below a target"
+    DROP_PERCENT = "drop_percent", "Price drop by a percentage"
+    NEW_LOW = "new_low", "New lowest price"
+    BACK_IN_STOCK = "back_in_stock", "Back in stock"
+    ANY_CHANGE = "any_change", "Any price change"
+
+
+class Repeat(models.TextChoices):
+    ONCE = "once", "Once per crossing"
+    EACH_LOWER = "each_lower", "Once per crossing, then at each lower price"
+
+
+class Direction(models.TextChoices):
+    BOTH = "both", "Up or down"
+    DOWN = "down", "Down"
+    UP = "up", "Up"
+
+
+# The order in which reasons are listed; an alert email's subject names the first.
+RULE_STRENGTH: tuple[str, ...] = (
+    RuleKind.BELOW_TARGET,
+    RuleKind.NEW_LOW,
+    RuleKind.DROP_PERCENT,
+    RuleKind.BACK_IN_STOCK,
+    RuleKind.ANY_CHANGE,
+)
+
+# new_low: the window, in days (null: all time).
+NEW_LOW_MAX_DAYS = 3650
+# A cooldown longer than a year is a disabled rule by another name.
+MAX_COOLDOWN_MINUTES = 60 * 24 * 365
+
+# Which parameter columns each kind uses; the others stay null (or blank), in the database too.
+RULE_PARAMETERS: dict[str, tuple[str, ...]] = {
+    RuleKind.BELOW_TARGET: ("price", "repeat"),
+    RuleKind.DROP_PERCENT: ("percent",),
+    RuleKind.NEW_LOW: ("days",),
+    RuleKind.BACK_IN_STOCK: (),
+    RuleKind.ANY_CHANGE: ("direction",),
+}
+
+
+def plain_number(value: Decimal | None) -> str:
+    """``12.5`` for ``Decimal("12.50")``, ``10`` for ``Decimal("10.00")`` (no exponent, no trailing zeros)."""
+    if value is None:
+        return "-"
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _unused(*columns: str) -> Q:
+    """The parameter columns a kind does not use are null (decimals, days) or blank (choices)."""
+    condition = Q()
+    for column in columns:
+        blank = column in ("repeat", "direction")
+        condition &= Q(**{column: ""}) if blank else Q(**{f"{column}__isnull": True})
+    return condition
+
+
+class AlertRule(models.Model):
+    """One alert rule of a tracker: when an observation of the product alerts its user.
+
+    The kinds, their parameters and when they fire are in :mod:`tracking.services.evaluate`.
+    Parameters are typed columns (not JSON) so the database checks them: each kind has its
+    own, the others are null. ``armed`` and ``lowest_alerted`` are the state of
+    ``below_target`` (the other kinds compare with the price history and keep no state);
+    ``last_fired_at`` serves the cooldown. Evaluation changes the state with conditional
+    UPDATEs, like the old tracker-level ``armed`` flag.
+    """
+
+    tracker = models.ForeignKey(Tracker, on_delete=models.CASCADE, related_name="rules")
+    kind = models.CharField(max_length=16, choices=RuleKind.choices)
+    # below_target
+    price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    repeat = models.CharField(max_length=10, choices=Repeat.choices, blank=True, default="")
+    # drop_percent: 0 < percent < 100
+    percent = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    # new_low: 1..3650, or null for all time
+    days = models.PositiveIntegerField(null=True, blank=True)
+    # any_change
+    direction = models.CharField(max_length=4, choices=Direction.choices, blank=True, default="")
+    # No alert from this rule within this many minutes of its last one (0: none).
+    cooldown_minutes = models.PositiveIntegerField(default=0)
+
+    # State. below_target: armed until it fires, re-armed by a price above ``price``; with
+    # each_lower, ``lowest_alerted`` is the lowest price it fired at since it last disarmed.
+    armed = models.BooleanField(default=True)
+    lowest_alerted = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    # When this rule last took part in an alert the user is told about (not a suppressed one).
+    last_fired_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "alert_rules"
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=RuleKind.values), name="alert_rules_kind_valid"),
+            # One constraint for all kinds: on SQLite every added constraint rebuilds the table.
+            models.CheckConstraint(
+                condition=(
+                    Q(
+                        kind=RuleKind.BELOW_TARGET,
+                        price__gt=0,
+                        price__lte=MAX_STORABLE_PRICE,
+                        repeat__in=Repeat.values,
+                    )
+                    & _unused("percent", "days", "direction")
+                )
+                | (
+                    Q(kind=RuleKind.DROP_PERCENT, percent__gt=0, percent__lt=100)
+                    & _unused("price", "repeat", "days", "direction")
+                )
+                | (
+                    Q(kind=RuleKind.NEW_LOW)
+                    & (Q(days__isnull=True) | Q(days__gte=1, days__lte=NEW_LOW_MAX_DAYS))
+                    & _unused("price", "repeat", "percent", "direction")
+                )
+                | (Q(kind=RuleKind.BACK_IN_STOCK) & _unused("price", "repeat", "percent", "days", "direction"))
+                | (
+                    Q(kind=RuleKind.ANY_CHANGE, direction__in=Direction.values)
+                    & _unused("price", "repeat", "percent", "days")
+                ),
+                name="alert_rules_parameters_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(cooldown_minutes__lte=MAX_COOLDOWN_MINUTES)
+                & (Q(lowest_alerted__isnull=True) | Q(lowest_alerted__gte=0, lowest_alerted__lte=MAX_STORABLE_PRICE)),
+                name="alert_rules_state_valid",
+            ),
+        ]
+        # The tracker foreign key's index serves both queries: a tracker's rules (API, admin) and
+        # the rules of a product's enabled trackers (WHERE tracker_id IN (...), scrape finish).
+
+    def __str__(self) -> str:
+        return f"rule #{self.pk} {self.describe()}"
+
+    def describe(self) -> str:
+        """The rule in words: ``below 90.00 (once)``, ``drop of 10%``, ``new low in 30 days``..."""
+        match self.kind:
+            case RuleKind.BELOW_TARGET:
+                text = f"at or below {self.price}" + (
+                    ", then each lower price" if self.repeat == Repeat.EACH_LOWER else ""
+                )
+            case RuleKind.DROP_PERCENT:
+                text = f"drop of {plain_number(self.percent)}% or more"
+            case RuleKind.NEW_LOW:
+                text = "lowest price ever" if self.days is None else f"lowest price in {self.days} days"
+            case RuleKind.BACK_IN_STOCK:
+                text = "back in stock"
+            case _:
+                text = {"up": "any price rise", "down": "any price fall"}.get(self.direction, "any price change")
+        if self.cooldown_minutes:
+            text += f" (cooldown {self.cooldown_minutes} min)"
+        return text
 
 
 class ScrapeRun(models.Model):

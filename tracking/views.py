@@ -20,16 +20,20 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from pricetracker.api import request_user
+from pricetracker.api import Pagination, request_user
+from scraping.money import format_money
 from tracking import selectors, services
-from tracking.models import PricePoint, RunStatus, ScrapeRun, Tracker
+from tracking.models import AlertRule, PricePoint, RunStatus, ScrapeRun, Tracker
 from tracking.serializers import (
+    AlertRuleSerializer,
     PricePointSerializer,
+    RuleCreateSerializer,
+    RuleUpdateSerializer,
     ScrapeQueuedSerializer,
     ScrapeRunSerializer,
     StatsSerializer,
@@ -130,6 +134,10 @@ class TrackerFilter(filters.FilterSet):
         fields = ["enabled"]
 
 
+# Actions whose response is tracker JSON (with its rules); the others only need the row.
+RENDERS_TRACKERS = {"list", "retrieve", "create", "partial_update"}
+
+
 class TrackerViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -154,11 +162,15 @@ class TrackerViewSet(
     def get_queryset(self) -> QuerySet[Tracker]:
         if getattr(self, "swagger_fake_view", False):
             return Tracker.objects.none()
-        return (
+        trackers = (
             Tracker.objects.filter(user=request_user(self.request))
             .select_related("product", "product__store")
             .order_by("-created_at", "-pk")
         )
+        if self.action in RENDERS_TRACKERS:
+            # The tracker JSON carries its rules: one query for the whole page.
+            trackers = trackers.prefetch_related("rules")
+        return trackers
 
     @extend_schema(
         request=TrackerCreateSerializer,
@@ -166,6 +178,16 @@ class TrackerViewSet(
             OpenApiExample(
                 "By URL",
                 value={"url": "https://www.amazon.com/dp/B07FNW9FGJ", "target_price": "25.00"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "By ASIN on another marketplace (default: your profile's default_store)",
+                value={"asin": "B0823MDHDJ", "store": "amazon.de", "target_price": "129.00"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "By a short link from the Amazon app (resolved by the server)",
+                value={"url": "https://a.co/d/0AbCdEf", "target_price": "25.00"},
                 request_only=True,
             ),
             OpenApiExample(
@@ -183,7 +205,14 @@ class TrackerViewSet(
     def create(self, request: Request) -> Response:
         data = TrackerCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        tracker = services.tracker_create(user=request_user(request), **data.validated_data)
+        user = request_user(request)
+        fields = dict(data.validated_data)
+        # Resolved before tracker_create's transaction: a short link costs requests to Amazon's
+        # shortener, and on SQLite a transaction holds the database's write lock.
+        fields["reference"] = services.reference_resolve(
+            reference=fields["reference"], store_code=fields.pop("store", None), default_store=user.default_store
+        )
+        tracker = services.tracker_create(user=user, **fields)
         tracker = self.get_queryset().get(pk=tracker.pk)
         return Response(TrackerSerializer(tracker).data, status=status.HTTP_201_CREATED)
 
@@ -242,7 +271,12 @@ class TrackerViewSet(
         if until:
             points = points.filter(observed_at__lte=until)
         if request.accepted_renderer.format == "csv":
-            return _csv_response(points, filename=f"{tracker.product.asin}-history.csv")
+            # The export is the whole window, but a malformed page_size is a 400 in every format.
+            if isinstance(self.paginator, Pagination):
+                self.paginator.get_page_size(request)
+            return _csv_response(
+                points, filename=f"{tracker.product.asin}-history.csv", language=request_user(request).language
+            )
         page = self.paginate_queryset(points)
         return self.get_paginated_response(PricePointSerializer(page, many=True).data)
 
@@ -256,8 +290,23 @@ class TrackerViewSet(
         return Response(StatsSerializer(stats).data)
 
 
-def _csv_response(points: QuerySet[PricePoint], *, filename: str) -> StreamingHttpResponse:
-    """Stream the CSV so a long history never sits in memory."""
+CSV_COLUMNS = (
+    "observed_at",
+    "price",
+    "currency",
+    "list_price",
+    "availability",
+    "price_formatted",
+    "list_price_formatted",
+)
+
+
+def _csv_response(points: QuerySet[PricePoint], *, filename: str, language: str = "") -> StreamingHttpResponse:
+    """Stream the CSV so a long history never sits in memory.
+
+    ``price`` and ``list_price`` are plain decimals for spreadsheets and scripts; the two
+    ``*_formatted`` columns write them as a reader of ``language`` expects (English when blank).
+    """
 
     class Echo:
         def write(self, value: str) -> str:
@@ -265,18 +314,95 @@ def _csv_response(points: QuerySet[PricePoint], *, filename: str) -> StreamingHt
 
     def rows() -> Iterator[str]:
         writer = csv.writer(Echo())
-        yield writer.writerow(["observed_at", "price", "currency", "list_price", "availability"])
+        yield writer.writerow(CSV_COLUMNS)
         for point in points.values_list("observed_at", "price", "currency", "list_price", "availability").iterator(
             chunk_size=2000
         ):
             observed_at, price, currency, list_price, availability = point
             yield writer.writerow(
-                [observed_at.isoformat(), price, currency, "" if list_price is None else list_price, availability]
+                [
+                    observed_at.isoformat(),
+                    price,
+                    currency,
+                    "" if list_price is None else list_price,
+                    availability,
+                    format_money(price, currency, language=language),
+                    format_money(list_price, currency, language=language),
+                ]
             )
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+class AlertRuleViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The alert rules of one of the user's trackers (another user's tracker is a 404).
+
+    A rule is ``{id, kind, <its parameters>, cooldown_minutes, armed, last_fired_at}``; see
+    ``AlertRule`` in the schema for the kinds and their parameters.
+    """
+
+    serializer_class = AlertRuleSerializer
+    # For schema generation only; every request goes through get_queryset (owner-scoped).
+    queryset = AlertRule.objects.none()
+    filter_backends: list[type] = []
+
+    def tracker(self) -> Tracker:
+        """The tracker in the URL, if it is the user's (else 404)."""
+        if not hasattr(self, "_tracker"):
+            tracker = (
+                Tracker.objects.filter(user=request_user(self.request), pk=self.kwargs["tracker_pk"])
+                .select_related("user", "product")
+                .first()
+            )
+            if tracker is None:
+                raise NotFound()
+            self._tracker = tracker
+        return self._tracker
+
+    def get_queryset(self) -> QuerySet[AlertRule]:
+        if getattr(self, "swagger_fake_view", False):
+            return AlertRule.objects.none()
+        return AlertRule.objects.filter(tracker=self.tracker()).order_by("pk")
+
+    @extend_schema(
+        request=RuleCreateSerializer,
+        examples=[
+            OpenApiExample("A 10% drop", value={"kind": "drop_percent", "percent": "10"}, request_only=True),
+            OpenApiExample(
+                "Below 90.00, then each lower price, at most one alert an hour",
+                value={"kind": "below_target", "price": "90.00", "repeat": "each_lower", "cooldown_minutes": 60},
+                request_only=True,
+            ),
+        ],
+        responses={
+            201: AlertRuleSerializer,
+            403: OpenApiResponse(description="The tracker has as many rules as your account allows (`rule_limit`)."),
+        },
+    )
+    def create(self, request: Request, tracker_pk: str | None = None) -> Response:
+        data = RuleCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        rule = services.rule_create(tracker=self.tracker(), spec=data.validated_data["spec"])
+        return Response(AlertRuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=RuleUpdateSerializer, responses={200: AlertRuleSerializer})
+    def partial_update(self, request: Request, tracker_pk: str | None = None, pk: str | None = None) -> Response:
+        rule = self.get_object()
+        data = RuleUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        rule.tracker = self.tracker()
+        rule = services.rule_update(rule=rule, changes=data.validated_data)
+        return Response(AlertRuleSerializer(rule).data)
+
+    def perform_destroy(self, instance: AlertRule) -> None:
+        services.rule_delete(rule=instance)
 
 
 class ScrapeRunFilter(filters.FilterSet):

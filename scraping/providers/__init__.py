@@ -1,11 +1,12 @@
-"""Registry of store providers, keyed by code (``amazon.com``).
+"""Registry of store providers, keyed by code (``amazon.com``, ``amazon.de``).
 
-``get_provider(product.store.code)`` is how tracking reaches a store; the Amazon provider is
-registered on import.
+``get_provider(product.store.code)`` is how tracking reaches a store; one Amazon provider per
+marketplace (:mod:`scraping.marketplaces`) is registered on import.
 """
 
 from __future__ import annotations
 
+from scraping.marketplaces import MARKETPLACES
 from scraping.providers.amazon import AmazonProvider
 from scraping.providers.base import Provider
 
@@ -45,4 +46,5 @@ def providers() -> list[Provider]:
     return [_registry[code] for code in sorted(_registry)]
 
 
-register(AmazonProvider())
+for _marketplace in MARKETPLACES:
+    register(AmazonProvider(_marketplace))

@@ -10,7 +10,8 @@ One check of a product, a module a step:
 - :mod:`~tracking.services.evaluate`: apply the trackers' rules, call the notify hook
   (:mod:`tracking.hooks`, implemented by the notifications app);
 - :mod:`~tracking.services.recovery`: runs whose worker died;
-- :mod:`~tracking.services.trackers` and :mod:`~tracking.services.bulk`: what users and operators ask for.
+- :mod:`~tracking.services.trackers`, :mod:`~tracking.services.rules` and :mod:`~tracking.services.bulk`:
+  what users and operators ask for.
 
 Read-only queries live in :mod:`tracking.selectors`. This package re-exports the functions that
 callers outside ``tracking.services`` use, so they import ``from tracking import services``;
@@ -29,6 +30,7 @@ from tracking.services.evaluate import tracker_evaluate, tracker_evaluate_curren
 from tracking.services.queue import enqueue_scrape
 from tracking.services.record import run_finish
 from tracking.services.recovery import runs_recover_stale
+from tracking.services.rules import RuleSpec, rule_create, rule_delete, rule_update, rules_add
 from tracking.services.scheduling import (
     CLAIM_LEASE,
     DISPATCH_MAX_PER_TICK,
@@ -53,6 +55,7 @@ from tracking.services.trackers import (
     DEFAULT_STORE,
     interval_check,
     product_for_reference,
+    reference_resolve,
     tracker_create,
     tracker_delete,
     tracker_limit_check,
@@ -68,6 +71,7 @@ __all__ = [
     "SLOT_POLL_SECONDS",
     "DispatchReport",
     "RescrapeReport",
+    "RuleSpec",
     "dispatch_due_products",
     "enqueue_scrape",
     "interval_check",
@@ -78,6 +82,11 @@ __all__ = [
     "product_request_scrape",
     "product_scrape",
     "products_rescrape_all",
+    "reference_resolve",
+    "rule_create",
+    "rule_delete",
+    "rule_update",
+    "rules_add",
     "run_finish",
     "run_lease",
     "runs_recover_stale",

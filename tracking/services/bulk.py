@@ -15,7 +15,7 @@ from accounts.models import User
 from scraping.models import Store
 from tracking.models import Product, Tracker
 from tracking.services.evaluate import tracker_evaluate_current
-from tracking.services.trackers import tracker_create, tracker_update
+from tracking.services.trackers import reference_resolve, tracker_create, tracker_update
 
 
 def store_request_spacing(store: Store) -> timedelta:
@@ -50,9 +50,11 @@ def tracker_import(
     disabled (which never fetches), the new product gets its first-fetch time, and enabling the
     tracker applies the limit and recomputes the product's schedule.
     """
+    # Before the transaction: a short link is resolved with requests to Amazon's shortener.
+    resolved = reference_resolve(reference=reference, default_store=user.default_store)
     with transaction.atomic():
         tracker = tracker_create(
-            user=user, reference=reference, target_price=target_price, interval_minutes=interval_minutes, enabled=False
+            user=user, reference=resolved, target_price=target_price, interval_minutes=interval_minutes, enabled=False
         )
         product = Product.objects.get(pk=tracker.product_id)
         spread = product.last_scraped_at is None and product.next_scrape_at is None

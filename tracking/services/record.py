@@ -1,5 +1,5 @@
 """Record: write one finished attempt (run, price point, product cache, backoff, breaker) and
-evaluate the product's trackers against the new price point, all in one transaction.
+evaluate the product's trackers' alert rules against the new price point, all in one transaction.
 
 If that transaction fails (a bug, a value the database refuses, a crashing hook), the attempt
 is still recorded: as a FAILED run (``internal_error``) in a fresh transaction, counting toward
@@ -20,7 +20,7 @@ from scraping.models import Store
 from scraping.results import ScrapeResult, ScrapeStatus
 from tracking import policy
 from tracking.models import INTERNAL_ERROR, PricePoint, Product, RunStatus, ScrapeRun, Tracker
-from tracking.services.evaluate import tracker_evaluate
+from tracking.services.evaluate import History, alerts_record, rules_of, tracker_evaluate
 
 logger = logging.getLogger("tracking")
 
@@ -140,9 +140,20 @@ def _record(
             fields["next_scrape_at"] = None
         Product.objects.filter(pk=product.pk).update(**fields)
         policy.breaker_record(store_id=store.pk, status=status_value, now=now)
-        if point is not None:
-            for tracker in trackers:
-                tracker_evaluate(tracker=tracker, point=point)
+        if point is not None and trackers:
+            # One query for every tracker's rules; the history they compare with is read once.
+            rules = rules_of([tracker.pk for tracker in trackers])
+            history = History(point=point, cached_price=product.current_price, cached_availability=product.availability)
+            evaluations = [
+                evaluation
+                for tracker in trackers
+                if (
+                    evaluation := tracker_evaluate(
+                        tracker=tracker, point=point, history=history, rules=rules[tracker.pk]
+                    )
+                )
+            ]
+            alerts_record(evaluations=evaluations, moment=point.observed_at)
     logger.info(
         "scrape %s %s %s %dms",
         product.asin,

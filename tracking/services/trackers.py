@@ -2,33 +2,83 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
-from scraping.inputs import InvalidProductReference
+from scraping.inputs import InvalidProductReference, ProductReference, RejectReason, parse_product_reference
+from scraping.marketplaces import find_marketplace
 from scraping.models import Store, get_store
-from scraping.providers import get_provider
-from tracking.errors import DuplicateTracker, IntervalTooShort, InvalidReference, TrackerLimitReached
-from tracking.models import Product, Tracker, Trigger
+from scraping.shortlinks import ShortLinkError, resolve_short_link
+from tracking.errors import (
+    DuplicateTracker,
+    IntervalTooShort,
+    InvalidReference,
+    ShortLinkUnresolved,
+    TrackerLimitReached,
+    UnknownStore,
+)
+from tracking.models import Product, RuleKind, Tracker, Trigger
 from tracking.services import queue, scheduling
 from tracking.services.evaluate import tracker_evaluate_current
+from tracking.services.rules import RuleSpec, rules_add, tracker_set_target
 
 DEFAULT_STORE = "amazon.com"
 
 
-def product_for_reference(*, reference: str, store_code: str = DEFAULT_STORE) -> Product:
-    """Validate a URL or ASIN and return its (possibly new) Product. Never fetches the user's URL."""
-    provider = get_provider(store_code)
-    try:
-        asin = provider.normalize(reference)
-    except InvalidProductReference as exc:
-        raise InvalidReference(str(exc)) from None
-    store = get_store(store_code)
+def reference_resolve(
+    *, reference: str | ProductReference, store_code: str | None = None, default_store: str = DEFAULT_STORE
+) -> ProductReference:
+    """The marketplace and ASIN a user's URL or ASIN names. Never fetches the user's URL.
+
+    A URL names its marketplace; ``store_code`` (the API's ``store``), when given, must agree.
+    A bare ASIN is on ``store_code``, else on ``default_store`` (the user's default marketplace).
+    A short link is resolved by :func:`scraping.shortlinks.resolve_short_link`: requests to
+    Amazon's shortener, so call this *before* opening a transaction (the API view does; on
+    SQLite a transaction holds the database's write lock). Raises InvalidReference,
+    ShortLinkUnresolved or UnknownStore.
+    """
+    if store_code is not None and find_marketplace(store_code) is None:
+        raise UnknownStore(f"{store_code[:60]!r} is not an Amazon marketplace we track (e.g. amazon.de).")
+    if isinstance(reference, str):
+        try:
+            reference = parse_product_reference(reference)
+        except InvalidProductReference as exc:
+            if exc.reason is not RejectReason.SHORT_LINK:
+                raise InvalidReference(str(exc)) from None
+            try:
+                reference = resolve_short_link(exc.short_link)
+            except ShortLinkError as error:
+                raise ShortLinkUnresolved(
+                    f"{error} Open the link in a browser and paste the product page's address instead."
+                ) from None
+    if reference.store is None:
+        code = store_code or default_store
+        if find_marketplace(code) is None:
+            raise UnknownStore(
+                f"Your default marketplace {code[:60]!r} is not one we track; change it in your profile."
+            )
+        return ProductReference(reference.asin, code)
+    if store_code is not None and reference.store != store_code:
+        raise InvalidReference(
+            f"This link is a product of {reference.store}, but store says {store_code}; "
+            "leave store out or make them agree."
+        )
+    return reference
+
+
+def product_for_reference(
+    *, reference: str | ProductReference, store_code: str | None = None, default_store: str = DEFAULT_STORE
+) -> Product:
+    """Validate a URL or ASIN and return its (possibly new) Product on its marketplace (see
+    :func:`reference_resolve`; pass an already resolved reference inside a transaction)."""
+    resolved = reference_resolve(reference=reference, store_code=store_code, default_store=default_store)
+    store = get_store(resolved.store or default_store)  # reference_resolve always names the store
     product, _ = Product.objects.get_or_create(
-        store=store, asin=asin, defaults={"interval_minutes": settings.SCRAPE_DEFAULT_INTERVAL_MINUTES}
+        store=store, asin=resolved.asin, defaults={"interval_minutes": settings.SCRAPE_DEFAULT_INTERVAL_MINUTES}
     )
     return product
 
@@ -69,29 +119,41 @@ def interval_check(*, store: Store, interval_minutes: int) -> None:
 def tracker_create(
     *,
     user: User,
-    reference: str,
-    target_price: Decimal,
+    reference: str | ProductReference,
+    target_price: Decimal | None = None,
+    rules: Sequence[RuleSpec] = (),
     interval_minutes: int | None = None,
     enabled: bool = True,
+    store: str | None = None,
 ) -> Tracker:
-    """Start tracking a product for ``user``. A product never scraped is fetched right away."""
-    product = product_for_reference(reference=reference)
-    store = product.store
+    """Start tracking a product for ``user``. A product never scraped is fetched right away.
+
+    ``rules``: its alert rules; ``target_price`` is the shorthand for one more, a below_target
+    rule with ``repeat: once``. Neither: a watch-only tracker that just records history.
+    """
+    # ``store``: the marketplace of a bare ASIN (else the user's default). A short link in
+    # ``reference`` is resolved here, under this transaction: callers that may get one resolve it
+    # first with reference_resolve (the API view, the import command).
+    product = product_for_reference(reference=reference, store_code=store, default_store=user.default_store)
+    store_row = product.store
     if interval_minutes is None:
-        interval = max(settings.SCRAPE_DEFAULT_INTERVAL_MINUTES, store.min_interval_minutes)
+        interval = max(settings.SCRAPE_DEFAULT_INTERVAL_MINUTES, store_row.min_interval_minutes)
     else:
-        interval_check(store=store, interval_minutes=interval_minutes)
+        interval_check(store=store_row, interval_minutes=interval_minutes)
         interval = interval_minutes
     if enabled:
         tracker_limit_check(user=user)  # holds the user's row lock until this create commits
     try:
         with transaction.atomic():
-            tracker = Tracker.objects.create(
-                user=user, product=product, target_price=target_price, interval_minutes=interval, enabled=enabled
-            )
+            tracker = Tracker.objects.create(user=user, product=product, interval_minutes=interval, enabled=enabled)
     except IntegrityError:
         existing = Tracker.objects.filter(user=user, product=product).values_list("pk", flat=True).first()
         raise DuplicateTracker(asin=product.asin, existing_id=existing) from None
+    # The shorthand's rule first: it is the one target_price names from now on.
+    target = [RuleSpec(kind=RuleKind.BELOW_TARGET, price=target_price)] if target_price is not None else []
+    specs = [*target, *rules]
+    if specs:
+        rules_add(tracker=tracker, specs=specs, evaluate=False)  # evaluated below, once scheduled
     product = scheduling.product_refresh_schedule(product_id=product.pk)
     if enabled and product.last_scraped_at is None:
         # The client should see title and price within seconds, not at the next dispatcher tick.
@@ -99,7 +161,7 @@ def tracker_create(
         token = scheduling.product_claim(product_id=product.pk)
         if token is not None:
             queue.enqueue_scrape(product_id=product.pk, claim_token=token, trigger=Trigger.INITIAL)
-    elif enabled:
+    elif enabled and specs:
         tracker_evaluate_current(tracker=tracker)
     return tracker
 
@@ -111,7 +173,8 @@ def tracker_update(
     interval_minutes: int | None = None,
     enabled: bool | None = None,
 ) -> Tracker:
-    """Change target, interval or enabled. A new target is re-evaluated against the current price.
+    """Change target, interval or enabled. A new target (the tracker's first below_target rule,
+    created if it has none) is re-evaluated against the current price.
 
     Enabling checks the active-tracker limit in the transaction that saves (:func:`tracker_limit_check`).
     """
@@ -122,19 +185,21 @@ def tracker_update(
     if enabled is not None and enabled != tracker.enabled:
         changes["enabled"] = enabled
     target_changed = target_price is not None and target_price != tracker.target_price
-    if target_changed:
-        changes["target_price"] = target_price
-    if not changes:
+    if not changes and not target_changed:
         return tracker
     with transaction.atomic():
         if changes.get("enabled"):
             tracker_limit_check(user=tracker.user, exclude_tracker_id=tracker.pk)
-        for name, value in changes.items():
-            setattr(tracker, name, value)
-        tracker.save(update_fields=[*changes, "updated_at"])
-        scheduling.product_refresh_schedule(product_id=tracker.product_id)
-        if target_changed:
-            tracker_evaluate_current(tracker=tracker)
+        if changes:
+            for name, value in changes.items():
+                setattr(tracker, name, value)
+            tracker.save(update_fields=[*changes, "updated_at"])
+            scheduling.product_refresh_schedule(product_id=tracker.product_id)
+        if target_price is not None and target_changed:
+            # The shorthand for the first below_target rule (re-evaluated against the current price).
+            tracker_set_target(tracker=tracker, price=target_price)
+            if not changes:
+                tracker.save(update_fields=["updated_at"])
     return tracker
 
 

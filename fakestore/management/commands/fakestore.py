@@ -1,4 +1,4 @@
-"""``manage.py fakestore``: run the local fake amazon.com until Ctrl-C.
+"""``manage.py fakestore``: run the local fake Amazon (every marketplace) until Ctrl-C.
 
 For tests, demos and benchmarks only: it serves our own Amazon-like pages on loopback, with
 latency, price scripts and fault injection controlled over JSON (see fakestore/server.py).
@@ -16,8 +16,9 @@ from fakestore.server import DEFAULT_FAULT_MIX, FAULT_KINDS, FakeStore
 
 class Command(BaseCommand):
     help = (
-        "Run a fake amazon.com (our own pages, loopback by default) for tests, demos and benchmarks. "
-        "Point AMAZON_BASE_URL at the printed URL. Control it with JSON under /_control/. Never expose it."
+        "Run a fake Amazon (our own pages, loopback by default; every marketplace under /<code>/, e.g. "
+        "/amazon.de/dp/<ASIN>) for tests, demos and benchmarks. Point AMAZON_BASE_URL (and STORE_BASE_URLS) "
+        "at the printed URLs. Control it with JSON under /_control/. Never expose it."
     )
 
     def add_arguments(self, parser) -> None:
@@ -50,6 +51,10 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"Fake store serving at {store.base_url} (product pages at {store.base_url}/dp/<ASIN>)")
         self.stdout.write(f"Use it with: AMAZON_BASE_URL={store.base_url}   Stop with Ctrl-C.")
+        self.stdout.write(
+            f"Other marketplaces: STORE_BASE_URLS=amazon.de={store.market_url('amazon.de')},"
+            f"amazon.co.jp={store.market_url('amazon.co.jp')},..."
+        )
         stop = threading.Event()
         # Installed explicitly: a process started in the background of a script inherits SIGINT
         # as ignored, and Python then never raises KeyboardInterrupt. SIGTERM stops it too.

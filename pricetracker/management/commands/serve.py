@@ -26,6 +26,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from fakestore.markets import MARKETS
 from pricetracker import demo
 from pricetracker.env import env_str
 
@@ -78,6 +79,8 @@ class Command(BaseCommand):
                     raise CommandError("The demo must run on its own database; start it with `serve --demo`.")
                 fake_store = demo.start_fake_store()
                 env["AMAZON_BASE_URL"] = fake_store.base_url
+                # Every marketplace on the same fake store, told apart by a path prefix.
+                env["STORE_BASE_URLS"] = ",".join(f"{code}={fake_store.market_url(code)}" for code in MARKETS)
             self._prepare_database()
             logins = demo.seed() if options["demo"] else None
             self._prepare_metrics_dir()

@@ -2,9 +2,11 @@
 
 Two modes:
 
-- ``scrape ASIN_OR_URL [--json]`` fetches one product live through the amazon.com provider (the
-  configured ``AMAZON_BASE_URL``, so a local fake store in demos and tests). The exit status says
-  how it went (``EXIT_STATUSES``), so a script or a monitoring probe needs no parsing.
+- ``scrape ASIN_OR_URL [--store amazon.de] [--json]`` fetches one product live through its
+  marketplace's provider (a URL names its marketplace; a bare ASIN is on ``--store``, amazon.com by
+  default), from that store's base URL (``AMAZON_BASE_URL``, ``STORE_BASE_URLS``: a local fake
+  store in demos and tests). The exit status says how it went (``EXIT_STATUSES``), so a script or
+  a monitoring probe needs no parsing. Short links are not resolved here.
 - ``scrape --from-file PAGE.html [MORE.html ...] [--json]`` classifies and parses saved pages
   offline, as if each had been served with HTTP 200 and ``text/html``. ``--json`` prints one JSON
   object per file per line, with exactly the keys in ``FILE_JSON_KEYS``. A file that cannot be
@@ -30,7 +32,7 @@ EXIT_CODES = {ScrapeStatus.FAILED: EXIT_FAILED, ScrapeStatus.BLOCKED: EXIT_BLOCK
 EXIT_STATUSES = (
     f"Exit status of a live scrape: 0 SUCCESS (a product page, with or without a price), {EXIT_FAILED} FAILED, "
     f"{EXIT_BLOCKED} BLOCKED (the result is printed first, as usual); 1 the command could not run (not an "
-    "amazon.com product reference, or a --from-file page unreadable; --from-file otherwise exits 0 whatever the "
+    "Amazon product reference, or a --from-file page unreadable; --from-file otherwise exits 0 whatever the "
     "pages are); 2 bad arguments."
 )
 
@@ -76,13 +78,16 @@ def summary(result: ScrapeResult) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Scrape one amazon.com product live (ASIN or product URL), or classify and parse saved "
-        "pages offline with --from-file. Runs on any host with the project's settings; the live "
-        "mode makes one request to AMAZON_BASE_URL. " + EXIT_STATUSES
+        "Scrape one Amazon product live (ASIN or product URL of any marketplace), or classify and parse "
+        "saved pages offline with --from-file. Runs on any host with the project's settings; the live "
+        "mode makes one request to the store's base URL (AMAZON_BASE_URL, STORE_BASE_URLS). " + EXIT_STATUSES
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("target", nargs="?", help="ASIN or amazon.com product URL (live mode).")
+        parser.add_argument("target", nargs="?", help="ASIN or Amazon product URL (live mode).")
+        parser.add_argument(
+            "--store", default="amazon.com", help="Marketplace of a bare ASIN (live mode; default amazon.com)."
+        )
         parser.add_argument(
             "--from-file",
             nargs="+",
@@ -100,7 +105,7 @@ class Command(BaseCommand):
         if files:
             self._from_files(files, as_json=options["json"])
         elif target:
-            self._live(target, as_json=options["json"])
+            self._live(target, store=str(options["store"]), as_json=options["json"])
         else:
             raise CommandError("Give an ASIN or product URL, or --from-file PAGE.html.")
 
@@ -121,16 +126,19 @@ class Command(BaseCommand):
         if unreadable:
             raise CommandError(f"{unreadable} of {len(files)} file(s) could not be read.")
 
-    def _live(self, target: str, *, as_json: bool) -> None:
+    def _live(self, target: str, *, store: str, as_json: bool) -> None:
         # Imported here: the offline mode must work without the live provider's dependencies.
-        from scraping.inputs import InvalidProductReference
-        from scraping.providers import get_provider
+        from scraping.inputs import InvalidProductReference, parse_product_reference
+        from scraping.providers import UnknownProvider, get_provider
 
-        provider = get_provider("amazon.com")
         try:
-            asin = provider.normalize(target)
+            reference = parse_product_reference(target)
+            provider = get_provider(reference.store or store)
         except InvalidProductReference as exc:
             raise CommandError(str(exc)) from exc
+        except UnknownProvider:
+            raise CommandError(f"No marketplace {store!r}.") from None
+        asin = reference.asin
         result = provider.scrape(asin)
         if as_json:
             self.stdout.write(json.dumps(result.as_json(), ensure_ascii=False))
