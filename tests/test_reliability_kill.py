@@ -163,7 +163,13 @@ def test_a_cluster_killed_during_a_burst_loses_no_product_and_duplicates_no_pric
     with clusters(tmp_path, 1, Q_WORKERS="4", **env) as (first,):
         worker_pids(first, count=4)
         assert services.dispatch_due_products().claimed == BURST
-        wait_until(lambda: finished() >= KILL_AFTER_FINISHED, timeout=120, interval=0.2, message="the burst to start")
+
+        def mid_burst() -> bool:
+            # Kill while scrapes are in flight, not in a gap between two (with a fast fake store
+            # a worker can be between tasks, or waiting for a due time, at any given instant).
+            return finished() >= KILL_AFTER_FINISHED and ScrapeRun.objects.filter(status=RunStatus.RUNNING).exists()
+
+        wait_until(mid_burst, timeout=120, interval=0.05, message="the burst to be under way")
         first.kill_hard()  # a machine crash: main process, guard and workers at once
         # What the crash interrupted, read before anything can recover it.
         in_flight = set(ScrapeRun.objects.filter(status=RunStatus.RUNNING).values_list("pk", flat=True))
