@@ -109,8 +109,9 @@ def cluster_status() -> ClusterStatus:
 
     A cluster saves its ``Stat`` to the cache every guard cycle with a 3-second expiry, so only
     live clusters are listed; that needs a cache shared by all processes (the DB cache by
-    default, FINDINGS.md). The dispatcher's last task (its ``Schedule.task`` id, a primary-key
-    lookup in django-q2's task table) is the fallback: some worker ran it that recently.
+    default; docs/decisions.md, "django-q2: cluster monitoring needs a shared cache"). The
+    dispatcher's last task (its ``Schedule.task`` id, a primary-key lookup in django-q2's task
+    table) is the fallback: some worker ran it that recently.
     """
     from django_q.models import Schedule, Task
     from django_q.status import Stat

@@ -232,7 +232,7 @@ def _fast_hashing_everywhere(settings) -> None:
 @pytest.fixture(autouse=True)
 def _q_sync(monkeypatch) -> None:
     """Run django-q2 tasks in-process. Its Conf is read once at import, so patch it directly
-    (override_settings has no effect on it, FINDINGS.md)."""
+    (override_settings has no effect on it: docs/decisions.md, "django-q2: Conf reads Q_CLUSTER once")."""
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", True)

@@ -1,6 +1,6 @@
 """Eight clients refreshing one token at once: exactly one gets a new pair.
 
-simplejwt's own rotation let all eight through (FINDINGS.md). Real threads, each with its own
+simplejwt's own rotation let all eight through (docs/decisions.md). Real threads, each with its own
 database connection, hit the view through the test client; the SQLite test database is a file
 in WAL mode with IMMEDIATE transactions, as in production.
 """
