@@ -9,10 +9,10 @@ from typing import Any
 from babel import Locale, UnknownLocaleError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
-from rest_framework_simplejwt.exceptions import TokenError
 
 from accounts import services
 from accounts.hooks import store_codes
+from accounts.jwt import RefreshRefused
 from accounts.models import User, time_zone_names
 
 
@@ -38,7 +38,7 @@ class AtomicTokenRefreshSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         try:
             return services.refresh_token_rotate(raw_refresh=attrs["refresh"])
-        except TokenError as exc:
+        except RefreshRefused as exc:
             # A plain message (simplejwt's InvalidToken carries a nested dict).
             raise exceptions.AuthenticationFailed(str(exc), code="token_not_valid") from None
 

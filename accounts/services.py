@@ -29,12 +29,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.encoding import force_str
 from django.utils.http import urlsafe_base64_decode
-from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.settings import api_settings as jwt_settings
-from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
-from rest_framework_simplejwt.tokens import RefreshToken
-from rest_framework_simplejwt.utils import datetime_from_epoch
 
+from accounts import jwt
 from accounts.emails import CONFIRMATION_KINDS
 from accounts.hooks import AccountEmailKind, account_email_sender
 from accounts.models import MailQuota, User, normalize_email
@@ -110,45 +106,23 @@ def _queue_email(*, user: User, kind: AccountEmailKind, to_email: str) -> None:
 
 def user_issue_tokens(*, user: User) -> dict[str, str]:
     """A new ``{access, refresh}`` pair; the refresh token is recorded as outstanding."""
-    refresh = RefreshToken.for_user(user)
-    return {"access": str(refresh.access_token), "refresh": str(refresh)}
+    return jwt.issue_pair(user=user)
 
 
 def refresh_token_rotate(*, raw_refresh: str) -> dict[str, str]:
     """Exchange a refresh token for a new pair, exactly once.
 
     simplejwt's own rotation checks the blacklist and blacklists afterwards, so N concurrent
-    requests with one token can all pass the check (docs/decisions.md, "simplejwt: refresh rotation is
-    not atomic": up to 8 of 8). Here the old
-    token is *claimed* by inserting its ``BlacklistedToken`` row, which is one-to-one with the
-    outstanding token: the database lets exactly one insert win; the others get an
-    IntegrityError and are refused. New tokens are issued in the same transaction as the claim.
+    requests with one token can all pass the check (docs/decisions.md, "simplejwt: refresh
+    rotation is not atomic": up to 8 of 8). Here the old token is *claimed* by inserting its
+    blacklist row, which the database lets exactly one request do (:func:`accounts.jwt.claim_and_reissue`).
 
-    Raises :class:`TokenError` (invalid, expired, blacklisted, already used, inactive user).
+    Raises :class:`accounts.jwt.RefreshRefused` (invalid, expired, blacklisted, already used,
+    inactive user).
     """
-    # Checks signature, expiry, token type and (fast path) the blacklist. The ignore: simplejwt
-    # annotates Token(token) as a Token, yet it takes the encoded string and decodes it.
-    old = RefreshToken(raw_refresh)  # type: ignore[arg-type]
-    user = _active_user(old.get(jwt_settings.USER_ID_CLAIM))
-    if user is None:
-        raise TokenError(NO_ACTIVE_ACCOUNT)
-    try:
-        with transaction.atomic():
-            # Tokens minted elsewhere (or before the blacklist app) may have no outstanding row.
-            outstanding, _ = OutstandingToken.objects.get_or_create(
-                jti=old[jwt_settings.JTI_CLAIM],
-                defaults={
-                    "user": user,
-                    "token": raw_refresh,
-                    "created_at": datetime_from_epoch(old["iat"]) if "iat" in old else None,
-                    "expires_at": datetime_from_epoch(old["exp"]),
-                },
-            )
-            BlacklistedToken.objects.create(token=outstanding)
-            return user_issue_tokens(user=user)
-    except IntegrityError:
-        # Another request claimed this token first (or it was revoked meanwhile).
-        raise TokenError(REFRESH_TOKEN_USED) from None
+    return jwt.claim_and_reissue(
+        raw_refresh=raw_refresh, active_user=_active_user, no_account=NO_ACTIVE_ACCOUNT, used=REFRESH_TOKEN_USED
+    )
 
 
 def user_logout(*, user: User, raw_refresh: str) -> None:
@@ -157,24 +131,17 @@ def user_logout(*, user: User, raw_refresh: str) -> None:
     Access tokens already issued stay valid until they expire (they are short-lived).
     """
     try:
-        token = RefreshToken(raw_refresh)  # type: ignore[arg-type]  # simplejwt: see refresh_token_rotate
-    except TokenError:
+        owner = jwt.refresh_user_id(raw_refresh)
+    except jwt.RefreshRefused:
         raise _field_error("refresh", [REFRESH_TOKEN_INVALID], code="invalid_token") from None
-    if str(token.get(jwt_settings.USER_ID_CLAIM)) != str(user.pk):
+    if owner != str(user.pk):
         raise _field_error("refresh", [REFRESH_TOKEN_INVALID], code="invalid_token")
-    token.blacklist()
+    jwt.revoke(raw_refresh)
 
 
 def user_blacklist_refresh_tokens(*, user: User) -> int:
     """Revoke every unexpired refresh token of ``user`` (log out all sessions); return the count."""
-    pending = OutstandingToken.objects.filter(
-        user=user, expires_at__gt=timezone.now(), blacklistedtoken__isnull=True
-    ).only("pk")
-    # ignore_conflicts: a token revoked concurrently (logout, rotation) is simply already done.
-    created = BlacklistedToken.objects.bulk_create(
-        [BlacklistedToken(token=token) for token in pending], ignore_conflicts=True
-    )
-    return len(created)
+    return jwt.revoke_all(user=user, now=timezone.now())
 
 
 # --- Registration and email confirmation ----------------------------------------------------
